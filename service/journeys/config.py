@@ -1,0 +1,53 @@
+"""Runtime settings, read once from the environment.
+
+Every `journeys` command and `make run` read the same variables, so an operator sets a port or a
+database URL in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{REPO_ROOT / 'data' / 'journeys.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    http_port: int = 8080
+    grpc_port: int = 50051
+    admin_port: int = 9901
+    host: str = "127.0.0.1"
+    envoy_concurrency: int = 1
+    shutdown_grace_seconds: float = 10.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            database_url=env.get("JOURNEYS_DATABASE_URL") or defaults.database_url,
+            http_port=_int(env, "JOURNEYS_HTTP_PORT", defaults.http_port),
+            grpc_port=_int(env, "JOURNEYS_GRPC_PORT", defaults.grpc_port),
+            admin_port=_int(env, "JOURNEYS_ADMIN_PORT", defaults.admin_port),
+            envoy_concurrency=_int(env, "JOURNEYS_ENVOY_CONCURRENCY", defaults.envoy_concurrency),
+            shutdown_grace_seconds=float(
+                env.get("JOURNEYS_SHUTDOWN_GRACE") or defaults.shutdown_grace_seconds
+            ),
+            log_level=(env.get("JOURNEYS_LOG_LEVEL") or defaults.log_level).upper(),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None

@@ -1,0 +1,131 @@
+"""Plain data shared by the service, storage and transport layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+class Environment(StrEnum):
+    LIVE = "LIVE"
+    TEST = "TEST"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One partner's data in one environment: the unit of isolation."""
+
+    partner_id: str
+    environment: Environment
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    """A validated POST /users body. `None` means "not sent": the stored value stays."""
+
+    external_id: str
+    display_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    country: str | None = None
+    device: str | None = None
+    source: str | None = None
+    tags: dict[str, str] | None = None
+    metadata: JsonObject | None = None
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A stored profile with the activity counters kept beside it."""
+
+    id: str
+    partner_id: str
+    environment: Environment
+    external_id: str
+    display_name: str
+    email: str
+    phone: str
+    country: str
+    device: str
+    source: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+    metadata: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OfferRecord:
+    id: str
+    external_id: str
+    offer_type: str
+    game_type: str
+    title: str
+    description: str
+    points_value: int
+    status: str
+    expires_at: datetime
+    claimed_at: datetime | None
+    metadata: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: str
+    partner_id: str
+    partner_name: str
+    environment: Environment
+    display_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def utc_now() -> datetime:
+    """The service clock: UTC, whole seconds (the API's timestamp resolution)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class ProfileMetrics:
+    """Activity counters and segments of a profile, as of one instant."""
+
+    lifecycle_stage: str = "new"
+    engagement_tier: str = "casual"
+    engagement_score: float = 0.0
+    churn_risk_score: int = 0
+    total_plays: int = 0
+    plays_7d: int = 0
+    plays_30d: int = 0
+    points_earned_7d: int = 0
+    points_earned_30d: int = 0
+    campaigns_joined: int = 0
+    win_rate: float = 0.0
+    total_events: int = 0
+
+
+@dataclass(frozen=True)
+class RecommendationView:
+    priority: int
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StageTransitionView:
+    from_stage: str
+    to_stage: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A profile as a client sees it: stored fields, live metrics and, on reads, advice."""
+
+    record: UserRecord
+    metrics: ProfileMetrics
+    recommendations: tuple[RecommendationView, ...] = ()
+    journey: tuple[StageTransitionView, ...] = ()

@@ -1,0 +1,108 @@
+"""The Envoy gateway: renders its config and runs it as a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from string import Template
+
+from journeys.config import REPO_ROOT, Settings
+
+GATEWAY_DIR = REPO_ROOT / "gateway"
+TEMPLATE = GATEWAY_DIR / "envoy.yaml.tmpl"
+LUA_FILTER = GATEWAY_DIR / "envelope.lua"
+DESCRIPTOR = GATEWAY_DIR / "build" / "user_journeys.binpb"
+
+
+def render_config(settings: Settings, upstreams: Sequence[tuple[str, int]]) -> str:
+    endpoints = [
+        {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
+        for host, port in upstreams
+    ]
+    return Template(TEMPLATE.read_text()).substitute(
+        host=settings.host,
+        http_port=settings.http_port,
+        admin_port=settings.admin_port,
+        descriptor=json.dumps(str(DESCRIPTOR)),
+        lua_filter=json.dumps(str(LUA_FILTER)),
+        upstream_endpoints=json.dumps(endpoints),
+    )
+
+
+def envoy_binary() -> str:
+    beside_python = Path(sys.executable).parent / "envoy"
+    found = str(beside_python) if beside_python.exists() else shutil.which("envoy")
+    if found is None:
+        raise SystemExit("envoy not found: install the pinned dependencies (make setup)")
+    return found
+
+
+class Gateway:
+    def __init__(self, settings: Settings, upstreams: Sequence[tuple[str, int]]) -> None:
+        self._settings = settings
+        self._upstreams = upstreams
+        self._process: asyncio.subprocess.Process | None = None
+        self._config_dir = tempfile.TemporaryDirectory(prefix="journeys-envoy-")
+
+    async def start(self) -> None:
+        if not DESCRIPTOR.exists():
+            raise SystemExit(f"{DESCRIPTOR} is missing: run `make generate`")
+        config = Path(self._config_dir.name) / "envoy.yaml"
+        config.write_text(render_config(self._settings, self._upstreams))
+        self._process = await asyncio.create_subprocess_exec(
+            envoy_binary(),
+            "--config-path",
+            str(config),
+            "--use-dynamic-base-id",
+            "--concurrency",
+            str(self._settings.envoy_concurrency),
+            "--log-level",
+            os.environ.get("JOURNEYS_ENVOY_LOG_LEVEL", "warning"),
+            # Own process group: a terminal's Ctrl-C reaches us, and we stop Envoy after the
+            # server has drained, not before.
+            start_new_session=True,
+        )
+        await self._wait_ready()
+
+    async def _wait_ready(self, within_seconds: float = 30.0) -> None:
+        url = f"http://{self._settings.host}:{self._settings.admin_port}/ready"
+        deadline = asyncio.get_running_loop().time() + within_seconds
+        while True:
+            if self._process is not None and self._process.returncode is not None:
+                raise RuntimeError(f"envoy exited with status {self._process.returncode}")
+            try:
+                if await asyncio.to_thread(_get_ok, url):
+                    return
+            except OSError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"envoy not ready after {within_seconds:.0f}s")
+            await asyncio.sleep(0.1)
+
+    async def wait_exit(self) -> int:
+        assert self._process is not None
+        return await self._process.wait()
+
+    async def stop(self) -> None:
+        process = self._process
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        self._config_dir.cleanup()
+
+
+def _get_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as response:
+        return bool(response.status == 200)

@@ -1,0 +1,106 @@
+"""Partners and their API keys: the only tables read before a tenant is known."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from journeys.domain import ApiKeyRecord, Environment
+from journeys.storage.schema import api_keys, partners
+
+_KEY_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.partner_id,
+    partners.c.name,
+    api_keys.c.environment,
+    api_keys.c.display_prefix,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+)
+
+
+class KeyStore:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def find_by_digest(self, key_digest: str) -> ApiKeyRecord | None:
+        row = (
+            await self._connection.execute(
+                select(*_KEY_COLUMNS)
+                .join(partners, partners.c.id == api_keys.c.partner_id)
+                .where(api_keys.c.key_digest == key_digest)
+            )
+        ).first()
+        return None if row is None else _key(row)
+
+    async def ensure_partner(self, name: str, now: datetime) -> str:
+        existing = await self._connection.scalar(
+            select(partners.c.id).where(partners.c.name == name)
+        )
+        if existing is not None:
+            return str(existing)
+        partner_id = str(uuid.uuid4())
+        await self._connection.execute(
+            partners.insert().values(id=partner_id, name=name, created_at=now)
+        )
+        return partner_id
+
+    async def add_key(
+        self,
+        partner_id: str,
+        environment: Environment,
+        key_digest: str,
+        display_prefix: str,
+        now: datetime,
+    ) -> None:
+        await self._connection.execute(
+            api_keys.insert().values(
+                id=str(uuid.uuid4()),
+                partner_id=partner_id,
+                environment=environment.value,
+                key_digest=key_digest,
+                display_prefix=display_prefix,
+                created_at=now,
+            )
+        )
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        rows = await self._connection.execute(
+            select(*_KEY_COLUMNS)
+            .join(partners, partners.c.id == api_keys.c.partner_id)
+            .order_by(partners.c.name, api_keys.c.created_at, api_keys.c.id)
+        )
+        return [_key(row) for row in rows]
+
+    async def count_keys(self) -> int:
+        return int(await self._connection.scalar(select(func.count()).select_from(api_keys)) or 0)
+
+    async def revoke(self, key_digest: str, display_prefix: str, now: datetime) -> list[str]:
+        """Revokes the key with this digest, or every key shown with this prefix; returns the
+        ids of keys that were active until now."""
+        matches = or_(
+            api_keys.c.key_digest == key_digest, api_keys.c.display_prefix == display_prefix
+        )
+        result = await self._connection.execute(
+            update(api_keys)
+            .where(matches, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .returning(api_keys.c.id)
+        )
+        return [str(row.id) for row in result]
+
+
+def _key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row.id,
+        partner_id=row.partner_id,
+        partner_name=row.name,
+        environment=Environment(row.environment),
+        display_prefix=row.display_prefix,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )

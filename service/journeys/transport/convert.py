@@ -1,0 +1,122 @@
+"""Domain values to and from protobuf messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from gamifyhost.userjourneys.v1 import offer_pb2, user_journeys_service_pb2, user_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from journeys.domain import JsonObject, OfferRecord, UserChanges, UserView
+
+_OptionalField = Literal["display_name", "email", "phone", "country", "device", "source"]
+
+
+def user_changes(request: user_journeys_service_pb2.TrackUserRequest) -> UserChanges:
+    def sent(name: _OptionalField) -> str | None:
+        value: str = getattr(request, name)
+        return value if request.HasField(name) else None
+
+    return UserChanges(
+        external_id=request.external_id,
+        display_name=sent("display_name"),
+        email=sent("email"),
+        phone=sent("phone"),
+        country=sent("country"),
+        device=sent("device"),
+        source=sent("source"),
+        tags=struct_to_dict(request.tags) if request.HasField("tags") else None,
+        metadata=struct_to_dict(request.metadata) if request.HasField("metadata") else None,
+    )
+
+
+def fill_profile(
+    message: user_pb2.User | user_journeys_service_pb2.GetUserResponse, view: UserView
+) -> None:
+    """Fills the profile fields that `User` and the flat `GetUserResponse` share."""
+    record, metrics = view.record, view.metrics
+    message.id = record.id
+    message.partner_id = record.partner_id
+    message.external_id = record.external_id
+    message.environment = record.environment.value
+    message.display_name = record.display_name
+    message.email = record.email
+    message.phone = record.phone
+    message.country = record.country
+    message.device = record.device
+    message.source = record.source
+    message.first_seen_at.CopyFrom(timestamp(record.first_seen_at))
+    message.last_seen_at.CopyFrom(timestamp(record.last_seen_at))
+    message.lifecycle_stage = metrics.lifecycle_stage
+    message.engagement_tier = metrics.engagement_tier
+    message.engagement_score = metrics.engagement_score
+    message.churn_risk_score = metrics.churn_risk_score
+    message.total_plays = metrics.total_plays
+    message.plays_7d = metrics.plays_7d
+    message.plays_30d = metrics.plays_30d
+    message.points_earned_7d = metrics.points_earned_7d
+    message.points_earned_30d = metrics.points_earned_30d
+    message.campaigns_joined = metrics.campaigns_joined
+    message.win_rate = metrics.win_rate
+    message.total_events = metrics.total_events
+    message.tags.update(record.tags)
+    set_struct(message.metadata, record.metadata)
+
+
+def user(view: UserView) -> user_pb2.User:
+    message = user_pb2.User()
+    fill_profile(message, view)
+    return message
+
+
+def user_detail(view: UserView) -> user_journeys_service_pb2.GetUserResponse:
+    message = user_journeys_service_pb2.GetUserResponse()
+    fill_profile(message, view)
+    message.recommendations.extend(
+        user_pb2.Recommendation(priority=item.priority, name=item.name, reason=item.reason)
+        for item in view.recommendations
+    )
+    message.journey.extend(
+        user_pb2.StageTransition(
+            from_stage=item.from_stage, to_stage=item.to_stage, at=timestamp(item.at)
+        )
+        for item in view.journey
+    )
+    return message
+
+
+def offer(record: OfferRecord) -> offer_pb2.Offer:
+    message = offer_pb2.Offer(
+        id=record.id,
+        external_id=record.external_id,
+        offer_type=record.offer_type,
+        game_type=record.game_type,
+        title=record.title,
+        description=record.description,
+        points_value=record.points_value,
+        status=record.status,
+        expires_at=timestamp(record.expires_at),
+    )
+    if record.claimed_at is not None:
+        message.claimed_at.CopyFrom(timestamp(record.claimed_at))
+    set_struct(message.metadata, record.metadata)
+    return message
+
+
+def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(value.replace(microsecond=0))
+    return message
+
+
+def struct_to_dict(message: struct_pb2.Struct) -> JsonObject:
+    result: Any = json_format.MessageToDict(message)
+    return dict(result)
+
+
+def set_struct(message: struct_pb2.Struct, value: JsonObject) -> None:
+    # Presence must be set even for {}: the gateway omits an unset Struct instead of
+    # printing the documented empty object.
+    message.SetInParent()
+    message.update(value)

@@ -1,0 +1,152 @@
+"""The UserJourneysService servicer."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
+from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
+from gamifyhost.userjourneys.v1 import user_pb2
+
+from journeys.errors import JourneysError, NotImplementedYet
+from journeys.transport import convert, status
+from journeys.usecases import Journeys
+
+log = logging.getLogger(__name__)
+
+API_KEY_METADATA = "x-api-key"
+REQUEST_ID_METADATA = "x-request-id"
+GENERIC_FAILURE = "Internal server error"
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Servicer = TypeVar("Servicer", bound="UserJourneysServicer")
+Handler = Callable[
+    [Servicer, Request, grpc.aio.ServicerContext[Request, Response]], Awaitable[Response]
+]
+
+
+def _rpc(
+    failure_message: str = GENERIC_FAILURE,
+) -> Callable[[Handler[Servicer, Request, Response]], Handler[Servicer, Request, Response]]:
+    """Turns domain errors into rich statuses and anything unexpected into a logged, generic
+    INTERNAL: no exception text ever reaches a client."""
+
+    def decorate(
+        handler: Handler[Servicer, Request, Response],
+    ) -> Handler[Servicer, Request, Response]:
+        @functools.wraps(handler)
+        async def wrapper(
+            self: Servicer, request: Request, context: grpc.aio.ServicerContext[Request, Response]
+        ) -> Response:
+            try:
+                return await handler(self, request, context)
+            except JourneysError as error:
+                code, rich = status.for_error(error)
+            except Exception:
+                log.exception(
+                    "unexpected failure in %s (request id %s)",
+                    handler.__name__,
+                    _request_id(context),
+                )
+                code, rich = status.internal(failure_message)
+            await context.abort(
+                code,
+                rich.message,
+                trailing_metadata=((status.STATUS_DETAILS_KEY, rich.SerializeToString()),),
+            )
+            raise AssertionError("context.abort() always raises")
+
+        return wrapper
+
+    return decorate
+
+
+def _metadata(context: grpc.aio.ServicerContext[Request, Response], key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value.decode(errors="replace") if isinstance(value, bytes) else value
+    return None
+
+
+def _request_id(context: grpc.aio.ServicerContext[Request, Response]) -> str:
+    return _metadata(context, REQUEST_ID_METADATA) or f"local-{uuid.uuid4()}"
+
+
+class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
+    def __init__(self, journeys: Journeys) -> None:
+        self._journeys = journeys
+
+    @_rpc("Failed to track user")
+    async def TrackUser(
+        self,
+        request: pb.TrackUserRequest,
+        context: grpc.aio.ServicerContext[pb.TrackUserRequest, user_pb2.User],
+    ) -> user_pb2.User:
+        view = await self._journeys.track_user(
+            _metadata(context, API_KEY_METADATA), convert.user_changes(request)
+        )
+        return convert.user(view)
+
+    @_rpc()
+    async def GetUser(
+        self,
+        request: pb.GetUserRequest,
+        context: grpc.aio.ServicerContext[pb.GetUserRequest, pb.GetUserResponse],
+    ) -> pb.GetUserResponse:
+        view = await self._journeys.get_user(
+            _metadata(context, API_KEY_METADATA), request.external_id
+        )
+        return convert.user_detail(view)
+
+    @_rpc()
+    async def GetOffers(
+        self,
+        request: pb.GetOffersRequest,
+        context: grpc.aio.ServicerContext[pb.GetOffersRequest, pb.GetOffersResponse],
+    ) -> pb.GetOffersResponse:
+        offers = await self._journeys.get_offers(
+            _metadata(context, API_KEY_METADATA), request.external_id
+        )
+        return pb.GetOffersResponse(offers=[convert.offer(offer) for offer in offers])
+
+    @_rpc()
+    async def TrackEvent(
+        self,
+        request: pb.TrackEventRequest,
+        context: grpc.aio.ServicerContext[pb.TrackEventRequest, pb.TrackEventResponse],
+    ) -> pb.TrackEventResponse:
+        await self._journeys.authenticate(_metadata(context, API_KEY_METADATA))
+        raise NotImplementedYet
+
+    @_rpc()
+    async def TrackEvents(
+        self,
+        request: pb.TrackEventsRequest,
+        context: grpc.aio.ServicerContext[pb.TrackEventsRequest, pb.TrackEventsResponse],
+    ) -> pb.TrackEventsResponse:
+        await self._journeys.authenticate(_metadata(context, API_KEY_METADATA))
+        raise NotImplementedYet
+
+    @_rpc()
+    async def GetTimeline(
+        self,
+        request: pb.GetTimelineRequest,
+        context: grpc.aio.ServicerContext[pb.GetTimelineRequest, pb.GetTimelineResponse],
+    ) -> pb.GetTimelineResponse:
+        await self._journeys.authenticate(_metadata(context, API_KEY_METADATA))
+        raise NotImplementedYet
+
+    @_rpc()
+    async def ClaimOffer(
+        self,
+        request: pb.ClaimOfferRequest,
+        context: grpc.aio.ServicerContext[pb.ClaimOfferRequest, pb.ClaimOfferResponse],
+    ) -> pb.ClaimOfferResponse:
+        await self._journeys.authenticate(_metadata(context, API_KEY_METADATA))
+        raise NotImplementedYet

@@ -1,0 +1,67 @@
+"""Domain errors as rich gRPC statuses (AIP-193: a message, ErrorInfo, BadRequest details)."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from journeys import errors
+
+#: ErrorInfo.domain of every error this service raises. The gateway shows a client the
+#: message of an error only when it carries this domain, so text from gRPC internals or
+#: Envoy never reaches a partner.
+ERROR_DOMAIN = "journeys"
+
+_CODES: tuple[tuple[type[errors.JourneysError], grpc.StatusCode], ...] = (
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.MissingApiKey, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.InvalidApiKey, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.RevokedApiKey, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.NotImplementedYet, grpc.StatusCode.UNIMPLEMENTED),
+)
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def status_code(error: errors.JourneysError) -> grpc.StatusCode:
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def rich_status(
+    code: grpc.StatusCode, message: str, reason: str, violation: errors.FieldViolation | None
+) -> status_pb2.Status:
+    details = [error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)]
+    if violation is not None:
+        details.insert(
+            0,
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=violation.field, description=violation.description
+                    )
+                ]
+            ),
+        )
+    packed = []
+    for detail in details:
+        item = any_pb2.Any()
+        item.Pack(detail)
+        packed.append(item)
+    return status_pb2.Status(code=code.value[0], message=message, details=packed)
+
+
+def for_error(error: errors.JourneysError) -> tuple[grpc.StatusCode, status_pb2.Status]:
+    code = status_code(error)
+    violation = error.violation if isinstance(error, errors.InvalidArgument) else None
+    return code, rich_status(code, error.message, error.reason, violation)
+
+
+def internal(message: str) -> tuple[grpc.StatusCode, status_pb2.Status]:
+    code = grpc.StatusCode.INTERNAL
+    return code, rich_status(code, message, "INTERNAL", None)

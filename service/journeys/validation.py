@@ -1,0 +1,130 @@
+"""Request validation: pure functions that either return clean input or raise
+`InvalidArgument` naming the field and the rule (contract Part B, "Validation")."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from journeys.domain import JsonObject, UserChanges
+from journeys.errors import InvalidArgument
+
+EXTERNAL_ID_MAX = 128
+METADATA_MAX_BYTES = 16 * 1024
+TAGS_MAX_KEYS = 50
+TAG_KEY_MAX = 64
+TAG_VALUE_MAX = 256
+DEVICES = ("mobile", "desktop", "tablet")
+
+_EXTERNAL_ID_CHARS = re.compile(r"[A-Za-z0-9_\-.:@+]+")
+_HAS_ALNUM = re.compile(r"[A-Za-z0-9]")
+# Deliberately loose: one @, something before it, a dotted domain after it, no spaces.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_MAX_LENGTHS = {"displayName": 200, "email": 254, "phone": 20, "source": 100}
+
+
+def external_id(value: str, field: str = "externalId") -> str:
+    if value == "":
+        raise InvalidArgument.field(field, f"{field} is required")
+    _no_nul(field, value)
+    if len(value) > EXTERNAL_ID_MAX:
+        raise InvalidArgument.field(field, f"{field} must be at most {EXTERNAL_ID_MAX} characters")
+    if not _EXTERNAL_ID_CHARS.fullmatch(value):
+        raise InvalidArgument.field(
+            field, f"{field} may contain only letters, digits and _ - . : @ +"
+        )
+    if not _HAS_ALNUM.search(value):
+        raise InvalidArgument.field(field, f"{field} must contain a letter or digit")
+    return value
+
+
+def user_changes(raw: UserChanges) -> UserChanges:
+    """Checks a POST /users body; returns it normalized (country upper-cased)."""
+    country = raw.country
+    if country is not None:
+        _no_nul("country", country)
+        country = country.upper()
+        if country and not _COUNTRY.fullmatch(country):
+            raise InvalidArgument.field(
+                "country", "country must be an ISO 3166-1 alpha-2 code such as NG, US or GB"
+            )
+    for field, value in (
+        ("displayName", raw.display_name),
+        ("email", raw.email),
+        ("phone", raw.phone),
+        ("source", raw.source),
+        ("device", raw.device),
+    ):
+        if value is not None:
+            _no_nul(field, value)
+            limit = _MAX_LENGTHS.get(field)
+            if limit is not None and len(value) > limit:
+                raise InvalidArgument.field(field, f"{field} must be at most {limit} characters")
+    if raw.email and not _EMAIL.fullmatch(raw.email):
+        raise InvalidArgument.field("email", "email must be an email address")
+    if raw.device and raw.device not in DEVICES:
+        raise InvalidArgument.field("device", "device must be one of mobile, desktop, tablet")
+    return UserChanges(
+        external_id=external_id(raw.external_id),
+        display_name=raw.display_name,
+        email=raw.email,
+        phone=raw.phone,
+        country=country,
+        device=raw.device,
+        source=raw.source,
+        tags=None if raw.tags is None else tags(raw.tags),
+        metadata=None if raw.metadata is None else metadata(raw.metadata),
+    )
+
+
+def tags(value: JsonObject) -> dict[str, str]:
+    if len(value) > TAGS_MAX_KEYS:
+        raise InvalidArgument.field("tags", f"tags must have at most {TAGS_MAX_KEYS} keys")
+    clean: dict[str, str] = {}
+    for key, tag in value.items():
+        _no_nul("tags", key)
+        if not key:
+            raise InvalidArgument.field("tags", "tags keys must not be empty")
+        if len(key) > TAG_KEY_MAX:
+            raise InvalidArgument.field(
+                "tags", f"tags keys must be at most {TAG_KEY_MAX} characters"
+            )
+        if not isinstance(tag, str):
+            raise InvalidArgument.field(f"tags.{key}", f"tags.{key} must be a string")
+        _no_nul(f"tags.{key}", tag)
+        if len(tag) > TAG_VALUE_MAX:
+            raise InvalidArgument.field(
+                f"tags.{key}", f"tags.{key} must be at most {TAG_VALUE_MAX} characters"
+            )
+        clean[key] = tag
+    return clean
+
+
+def metadata(value: JsonObject, field: str = "metadata") -> JsonObject:
+    _no_nul_anywhere(field, value)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > METADATA_MAX_BYTES:
+        raise InvalidArgument.field(
+            field, f"{field} must be at most {METADATA_MAX_BYTES} bytes when serialized"
+        )
+    return value
+
+
+def _no_nul(field: str, value: str) -> None:
+    if "\x00" in value:
+        # PostgreSQL cannot store U+0000; rejecting it everywhere keeps both engines equal.
+        raise InvalidArgument.field(field, f"{field} must not contain the NUL character")
+
+
+def _no_nul_anywhere(field: str, value: Any) -> None:
+    if isinstance(value, str):
+        _no_nul(field, value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(field, key)
+            _no_nul_anywhere(field, item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul_anywhere(field, item)

@@ -1,0 +1,144 @@
+"""Starts the real service (grpc.aio server + Envoy) on free ports for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from journeys.domain import Environment, utc_now
+from journeys.storage.database import Database
+from journeys.usecases.auth import create_key
+
+BIN = Path(sys.executable).parent
+READY_LINE = "journeys is ready"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """One running `journeys serve`: its ports, its database and its output so far."""
+
+    database_url: str
+    http_port: int
+    grpc_port: int
+    admin_port: int
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def gateway_target(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
+    def direct_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def env(self) -> dict[str, str]:
+        return stack_env(self.database_url, self.http_port, self.grpc_port, self.admin_port)
+
+    def log_text(self) -> str:
+        return "".join(self.output)
+
+    def new_key(self, partner: str, environment: Environment = Environment.TEST) -> str:
+        return new_key(self.database_url, partner, environment)
+
+
+def stack_env(database_url: str, http_port: int, grpc_port: int, admin_port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "JOURNEYS_DATABASE_URL": database_url,
+        "JOURNEYS_HTTP_PORT": str(http_port),
+        "JOURNEYS_GRPC_PORT": str(grpc_port),
+        "JOURNEYS_ADMIN_PORT": str(admin_port),
+        "JOURNEYS_SHUTDOWN_GRACE": "5",
+    }
+
+
+def journeys(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Runs the real `journeys` command line."""
+    return subprocess.run(
+        [str(BIN / "journeys"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def migrate(database_url: str) -> None:
+    result = journeys("migrate", env={**os.environ, "JOURNEYS_DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+
+
+def new_key(database_url: str, partner: str, environment: Environment = Environment.TEST) -> str:
+    async def create() -> str:
+        database = Database(database_url)
+        try:
+            async with database.transaction(write=True) as tx:
+                return await create_key(tx.keys, partner, environment, utc_now())
+        finally:
+            await database.dispose()
+
+    return asyncio.run(create())
+
+
+@contextmanager
+def running_stack(database_url: str, *extra_args: str, timeout: float = 60) -> Iterator[Stack]:
+    """Runs `journeys serve` until the block exits, then stops it with SIGTERM."""
+    http_port, grpc_port, admin_port = free_port(), free_port(), free_port()
+    env = stack_env(database_url, http_port, grpc_port, admin_port)
+    process = subprocess.Popen(
+        [str(BIN / "journeys"), "serve", *extra_args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    stack = Stack(database_url, http_port, grpc_port, admin_port, process)
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            stack.output.append(line)
+            if READY_LINE in line:
+                ready.set()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while not ready.wait(0.1):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("journeys serve did not start:\n" + stack.log_text())
+    try:
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        reader.join(timeout=5)

@@ -1,0 +1,30 @@
+"""The schema and engine settings the service relies on."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from alembic import command
+from journeys.storage.migrate import alembic_config
+
+from tests.support import migrate
+
+
+def test_migrations_match_the_table_definitions(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'schema.db'}"
+    migrate(url)
+
+    # Raises if the models define anything the migrations do not create.
+    command.check(alembic_config(url))
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}"
+    migrate(url)
+    from tests.support import new_key
+
+    new_key(url, "wal")  # any write through the service's engine
+
+    with sqlite3.connect(tmp_path / "wal.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
