@@ -159,19 +159,22 @@ async def _serve_async(settings: Settings, *, gateway: bool, demo_key: bool) -> 
     database = Database(settings.database_url)
     if demo_key:
         await _print_demo_key(database)
-    server = GrpcServer(Journeys(database), settings.host, settings.grpc_port)
-    envoy = Gateway(settings, [(settings.host, settings.grpc_port)]) if gateway else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    # Envoy is forked before gRPC starts its threads (gRPC warns about forks after that).
+    envoy = Gateway(settings, [(settings.host, settings.grpc_port)]) if gateway else None
+    envoy_exit: asyncio.Future[int] | None = None
+    if envoy is not None:
+        await envoy.start()
+        envoy_exit = asyncio.ensure_future(envoy.wait_exit())
+        envoy_exit.add_done_callback(lambda _: stop.set())
+    server: GrpcServer | None = None
     exit_code = 0
-    await server.start()
     try:
-        if envoy is not None:
-            await envoy.start()
-            envoy_exit = asyncio.ensure_future(envoy.wait_exit())
-            envoy_exit.add_done_callback(lambda _: stop.set())
+        server = GrpcServer(Journeys(database), settings.host, settings.grpc_port)
+        await server.start()
         log.info(
             "serving gRPC on %s%s",
             server.address,
@@ -179,12 +182,13 @@ async def _serve_async(settings: Settings, *, gateway: bool, demo_key: bool) -> 
         )
         print("journeys is ready", flush=True)
         await stop.wait()
-        if envoy is not None and envoy_exit.done():
+        if envoy_exit is not None and envoy_exit.done():
             log.error("envoy exited unexpectedly with status %s", envoy_exit.result())
             exit_code = 1
     finally:
         log.info("shutting down: draining in-flight calls")
-        await server.stop(settings.shutdown_grace_seconds)
+        if server is not None:
+            await server.stop(settings.shutdown_grace_seconds)
         if envoy is not None:
             await envoy.stop()
         await database.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import shutil
@@ -69,6 +70,7 @@ class Gateway:
             # Own process group: a terminal's Ctrl-C reaches us, and we stop Envoy after the
             # server has drained, not before.
             start_new_session=True,
+            preexec_fn=_exit_with_parent,
         )
         await self._wait_ready()
 
@@ -101,6 +103,13 @@ class Gateway:
                 process.kill()
                 await process.wait()
         self._config_dir.cleanup()
+
+
+def _exit_with_parent() -> None:
+    """Runs in the forked child: Linux sends it SIGTERM if we die without stopping it
+    (kill -9), so no orphaned Envoy keeps holding the port."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _get_ok(url: str) -> bool:
