@@ -1,0 +1,39 @@
+"""Segmentation and recommendation rules: pure functions of an activity summary and an instant."""
+
+from journeys.rules.recommendations import (
+    MAX_RECOMMENDATIONS,
+    RULES,
+    Recommendation,
+    Rule,
+    recommend,
+)
+from journeys.rules.segments import (
+    Activity,
+    EngagementTier,
+    LifecycleStage,
+    Segments,
+    churn_risk_score,
+    classify,
+    days_since,
+    engagement_score,
+    engagement_tier,
+    lifecycle_stage,
+)
+
+__all__ = [
+    "MAX_RECOMMENDATIONS",
+    "RULES",
+    "Activity",
+    "EngagementTier",
+    "LifecycleStage",
+    "Recommendation",
+    "Rule",
+    "Segments",
+    "churn_risk_score",
+    "classify",
+    "days_since",
+    "engagement_score",
+    "engagement_tier",
+    "lifecycle_stage",
+    "recommend",
+]
