@@ -56,6 +56,7 @@ class UserRecord:
     last_seen_at: datetime
     tags: dict[str, str] = field(default_factory=dict)
     metadata: JsonObject = field(default_factory=dict)
+    total_events: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,96 @@ class OfferRecord:
     expires_at: datetime
     claimed_at: datetime | None
     metadata: JsonObject = field(default_factory=dict)
+
+
+class Category(StrEnum):
+    GAME_PLAY = "GAME_PLAY"
+    CAMPAIGN = "CAMPAIGN"
+    POINTS = "POINTS"
+    CUSTOM = "CUSTOM"
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """An event as a partner sent it: unvalidated, strings where partners make mistakes."""
+
+    external_id: str
+    category: str
+    event_type: str
+    points: int = 0
+    occurred_at: str = ""
+    message_id: str = ""
+    metadata: JsonObject | None = None
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A validated event, ready to store."""
+
+    external_id: str
+    category: Category
+    event_type: str
+    points: int
+    occurred_at: datetime
+    message_id: str | None
+    metadata: JsonObject
+
+    @property
+    def is_play(self) -> bool:
+        return self.category is Category.GAME_PLAY
+
+    @property
+    def is_won_play(self) -> bool:
+        return self.is_play and self.metadata.get("won") is True
+
+    @property
+    def campaign_id(self) -> str | None:
+        """The campaign a CAMPAIGN event joins, as text (JSON numbers arrive as floats)."""
+        if self.category is not Category.CAMPAIGN:
+            return None
+        value = self.metadata.get("campaignId")
+        if isinstance(value, bool) or value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value) if isinstance(value, str | int | float) and str(value) else None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: str
+    partner_id: str
+    external_id: str
+    environment: Environment
+    category: str
+    event_type: str
+    points: int
+    occurred_at: datetime
+    message_id: str
+    metadata: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """The outcome of storing one event: the stored event, and whether it is new."""
+
+    event: EventRecord
+    is_new: bool
+
+
+@dataclass(frozen=True)
+class ActivityTotals:
+    """What a profile read needs from storage, as of one instant."""
+
+    total_events: int = 0
+    total_plays: int = 0
+    won_plays: int = 0
+    plays_7d: int = 0
+    plays_30d: int = 0
+    points_earned_7d: int = 0
+    points_earned_30d: int = 0
+    campaigns_joined: int = 0
+    active_days: int = 0
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from journeys.domain import JsonObject, UserChanges
+from journeys.domain import Category, EventInput, JsonObject, NewEvent, UserChanges
 from journeys.errors import InvalidArgument
 
 EXTERNAL_ID_MAX = 128
@@ -128,3 +129,83 @@ def _no_nul_anywhere(field: str, value: Any) -> None:
     elif isinstance(value, list):
         for item in value:
             _no_nul_anywhere(field, item)
+
+
+CATEGORIES = tuple(category.value for category in Category)
+POINTS_LIMIT = 1_000_000
+MESSAGE_ID_MAX = 100
+FUTURE_TOLERANCE = timedelta(minutes=5)
+BATCH_MAX = 500
+TIMELINE_LIMIT_MAX = 100
+_EVENT_TYPE = re.compile(r"[a-z0-9_]{1,64}")
+
+
+def new_event(raw: EventInput, now: datetime) -> NewEvent:
+    """Checks one event (POST /events, or one item of POST /track)."""
+    external = external_id(raw.external_id)
+    if raw.category == "":
+        raise InvalidArgument.field("category", "category is required")
+    if raw.category not in CATEGORIES:
+        raise InvalidArgument.field("category", f"category must be one of {', '.join(CATEGORIES)}")
+    if raw.event_type == "":
+        raise InvalidArgument.field("eventType", "eventType is required")
+    if not _EVENT_TYPE.fullmatch(raw.event_type):
+        raise InvalidArgument.field(
+            "eventType", "eventType must be 1 to 64 lowercase letters, digits or _"
+        )
+    if not -POINTS_LIMIT <= raw.points <= POINTS_LIMIT:
+        raise InvalidArgument.field(
+            "points", f"points must be between -{POINTS_LIMIT} and {POINTS_LIMIT}"
+        )
+    _no_nul("messageId", raw.message_id)
+    if len(raw.message_id) > MESSAGE_ID_MAX:
+        raise InvalidArgument.field(
+            "messageId", f"messageId must be at most {MESSAGE_ID_MAX} characters"
+        )
+    return NewEvent(
+        external_id=external,
+        category=Category(raw.category),
+        event_type=raw.event_type,
+        points=raw.points,
+        occurred_at=occurred_at(raw.occurred_at, now),
+        message_id=raw.message_id or None,
+        metadata={} if raw.metadata is None else metadata(raw.metadata),
+    )
+
+
+def occurred_at(value: str, now: datetime) -> datetime:
+    if value == "":
+        return now
+    _no_nul("occurredAt", value)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise InvalidArgument.field(
+            "occurredAt", "occurredAt must be an RFC 3339 timestamp such as 2025-01-15T10:30:00Z"
+        )
+    # The API's resolution is whole seconds.
+    parsed = parsed.astimezone(UTC).replace(microsecond=0)
+    if parsed > now + FUTURE_TOLERANCE:
+        raise InvalidArgument.field(
+            "occurredAt", "occurredAt must not be more than 5 minutes in the future"
+        )
+    return parsed
+
+
+def batch_size(count: int) -> None:
+    if not 1 <= count <= BATCH_MAX:
+        raise InvalidArgument.field(
+            "events", f"events must contain between 1 and {BATCH_MAX} events"
+        )
+
+
+def page_and_limit(page: int | None, limit: int | None) -> tuple[int, int]:
+    page = 1 if page is None else page
+    limit = 20 if limit is None else limit
+    if page < 1:
+        raise InvalidArgument.field("page", "page must be at least 1")
+    if not 1 <= limit <= TIMELINE_LIMIT_MAX:
+        raise InvalidArgument.field("limit", f"limit must be between 1 and {TIMELINE_LIMIT_MAX}")
+    return page, limit

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -68,6 +70,10 @@ users = Table(
     Column("last_seen_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # All-time counters, maintained by every accepted event so a read never scans events.
+    Column("total_events", Integer, nullable=False, server_default="0"),
+    Column("total_plays", Integer, nullable=False, server_default="0"),
+    Column("won_plays", Integer, nullable=False, server_default="0"),
     UniqueConstraint("partner_id", "environment", "external_id"),
 )
 
@@ -89,4 +95,47 @@ offers = Table(
     Column("metadata", json_type(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index(None, "partner_id", "environment", "user_id", "status"),
+)
+
+# SQLite only aliases rowid (its cheap autoincrement) for a column typed exactly INTEGER.
+SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
+
+events = Table(
+    "events",
+    metadata,
+    # Insertion order: breaks ties between events of the same occurredAt.
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
+    Column("id", UUID, nullable=False, unique=True),
+    Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("user_id", UUID, ForeignKey("users.id"), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    # NULL when the partner sent none; NULLs never collide in a unique constraint.
+    Column("message_id", String(100), nullable=True),
+    Column("metadata", json_type(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("partner_id", "environment", "message_id"),
+    Index(None, "user_id", "occurred_at", "seq"),
+)
+
+# Per user and UTC day: turns 7- and 30-day windows into a few dozen rows to add up, and
+# counts active days for churn risk.
+user_daily_activity = Table(
+    "user_daily_activity",
+    metadata,
+    Column("user_id", UUID, ForeignKey("users.id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("events", Integer, nullable=False),
+    Column("plays", Integer, nullable=False),
+    Column("points_earned", BigInteger, nullable=False),
+)
+
+user_campaigns = Table(
+    "user_campaigns",
+    metadata,
+    Column("user_id", UUID, ForeignKey("users.id"), primary_key=True),
+    Column("campaign_id", String(200), primary_key=True),
 )

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, select
+from sqlalchemy import ColumnElement, Table, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from journeys.domain import Environment, OfferRecord, Tenant, UserChanges, UserRecord
-from journeys.storage.schema import offers, users
+from journeys.domain import (
+    ActivityTotals,
+    Category,
+    Environment,
+    EventRecord,
+    NewEvent,
+    OfferRecord,
+    StoredEvent,
+    Tenant,
+    UserChanges,
+    UserRecord,
+)
+from journeys.storage.schema import (
+    events,
+    offers,
+    user_campaigns,
+    user_daily_activity,
+    users,
+)
 
 _PROFILE_FIELDS = ("display_name", "email", "phone", "country", "device", "source")
 
@@ -81,6 +101,286 @@ class TenantStore:
         ).first()
         return None if row is None else _user(row)
 
+    async def record_events(self, drafts: Sequence[NewEvent], now: datetime) -> list[StoredEvent]:
+        """Stores a batch set-wise: a few statements whatever its size. An event whose
+        `messageId` is already stored (by this batch, an earlier one, or a concurrent one) is
+        not stored again; its original comes back with `is_new=False`. The unique constraint
+        decides, so there is no read-then-write race."""
+        user_ids, created = await self._ensure_users(drafts, now)
+        rows = [
+            {
+                "id": str(uuid.uuid4()),
+                **self._tenant_columns(),
+                "user_id": user_ids[draft.external_id],
+                "category": draft.category.value,
+                "event_type": draft.event_type,
+                "points": draft.points,
+                "occurred_at": draft.occurred_at,
+                "message_id": draft.message_id,
+                "metadata": draft.metadata,
+                "created_at": now,
+            }
+            for draft in drafts
+        ]
+        inserted = set(
+            (
+                await self._connection.execute(
+                    _insert_for(self._connection)(events)
+                    .values(rows)
+                    .on_conflict_do_nothing(
+                        index_elements=[
+                            events.c.partner_id,
+                            events.c.environment,
+                            events.c.message_id,
+                        ]
+                    )
+                    .returning(events.c.id)
+                )
+            ).scalars()
+        )
+        new = [
+            (draft, row) for draft, row in zip(drafts, rows, strict=True) if row["id"] in inserted
+        ]
+        await self._add_to_aggregates(new, now)
+        await self._drop_users_without_events(created - {row["user_id"] for _, row in new})
+        originals = await self._events_by_message_id(
+            [
+                draft.message_id
+                for draft, row in zip(drafts, rows, strict=True)
+                if row["id"] not in inserted and draft.message_id is not None
+            ]
+        )
+        stored: list[StoredEvent] = []
+        for draft, row in zip(drafts, rows, strict=True):
+            if row["id"] in inserted:
+                stored.append(StoredEvent(self._event_record(draft, row), is_new=True))
+            else:
+                assert draft.message_id is not None, "only a messageId can collide"
+                stored.append(StoredEvent(originals[draft.message_id], is_new=False))
+        return stored
+
+    async def _ensure_users(
+        self, drafts: Sequence[NewEvent], now: datetime
+    ) -> tuple[dict[str, str], set[str]]:
+        """Ids of the batch's users, creating missing profiles; also the ids created here."""
+        seen: dict[str, tuple[datetime, datetime]] = {}
+        for draft in drafts:
+            first, last = seen.get(draft.external_id, (draft.occurred_at, draft.occurred_at))
+            seen[draft.external_id] = (min(first, draft.occurred_at), max(last, draft.occurred_at))
+        created = set(
+            (
+                await self._connection.execute(
+                    _insert_for(self._connection)(users)
+                    .values(
+                        [
+                            {
+                                "id": str(uuid.uuid4()),
+                                **self._tenant_columns(),
+                                "external_id": external_id,
+                                **dict.fromkeys(_PROFILE_FIELDS, ""),
+                                "tags": {},
+                                "metadata": {},
+                                "first_seen_at": first,
+                                "last_seen_at": last,
+                                "created_at": now,
+                                "updated_at": now,
+                            }
+                            for external_id, (first, last) in seen.items()
+                        ]
+                    )
+                    .on_conflict_do_nothing(
+                        index_elements=[
+                            users.c.partner_id,
+                            users.c.environment,
+                            users.c.external_id,
+                        ]
+                    )
+                    .returning(users.c.id)
+                )
+            ).scalars()
+        )
+        rows = await self._connection.execute(
+            select(users.c.external_id, users.c.id).where(
+                self._scoped(users), users.c.external_id.in_(list(seen))
+            )
+        )
+        return {row.external_id: row.id for row in rows}, created
+
+    async def _add_to_aggregates(
+        self, new: Sequence[tuple[NewEvent, dict[str, Any]]], now: datetime
+    ) -> None:
+        if not new:
+            return
+        per_user: dict[str, _UserDelta] = defaultdict(_UserDelta)
+        per_day: dict[tuple[str, date], _DayDelta] = defaultdict(_DayDelta)
+        campaigns: set[tuple[str, str]] = set()
+        for draft, row in new:
+            user_id = row["user_id"]
+            per_user[user_id].add(draft)
+            per_day[(user_id, draft.occurred_at.date())].add(draft)
+            if draft.campaign_id is not None:
+                campaigns.add((user_id, draft.campaign_id))
+        await self._connection.execute(
+            update(users)
+            .where(self._scoped(users), users.c.id == bindparam("user_id"))
+            .values(
+                total_events=users.c.total_events + bindparam("events"),
+                total_plays=users.c.total_plays + bindparam("plays"),
+                won_plays=users.c.won_plays + bindparam("won"),
+                first_seen_at=case(
+                    (
+                        bindparam("first", type_=users.c.first_seen_at.type)
+                        < users.c.first_seen_at,
+                        bindparam("first", type_=users.c.first_seen_at.type),
+                    ),
+                    else_=users.c.first_seen_at,
+                ),
+                last_seen_at=case(
+                    (
+                        bindparam("last", type_=users.c.last_seen_at.type) > users.c.last_seen_at,
+                        bindparam("last", type_=users.c.last_seen_at.type),
+                    ),
+                    else_=users.c.last_seen_at,
+                ),
+                updated_at=now,
+            ),
+            [
+                {
+                    "user_id": user_id,
+                    "events": d.events,
+                    "plays": d.plays,
+                    "won": d.won,
+                    "first": d.first,
+                    "last": d.last,
+                }
+                for user_id, d in per_user.items()
+            ],
+        )
+        upsert_day = _insert_for(self._connection)(user_daily_activity)
+        await self._connection.execute(
+            upsert_day.on_conflict_do_update(
+                index_elements=[user_daily_activity.c.user_id, user_daily_activity.c.day],
+                set_={
+                    "events": user_daily_activity.c.events + upsert_day.excluded.events,
+                    "plays": user_daily_activity.c.plays + upsert_day.excluded.plays,
+                    "points_earned": user_daily_activity.c.points_earned
+                    + upsert_day.excluded.points_earned,
+                },
+            ),
+            [
+                {
+                    "user_id": user_id,
+                    "day": day,
+                    "events": d.events,
+                    "plays": d.plays,
+                    "points_earned": d.points_earned,
+                }
+                for (user_id, day), d in per_day.items()
+            ],
+        )
+        if campaigns:
+            await self._connection.execute(
+                _insert_for(self._connection)(user_campaigns)
+                .values([{"user_id": u, "campaign_id": c} for u, c in sorted(campaigns)])
+                .on_conflict_do_nothing()
+            )
+
+    async def _drop_users_without_events(self, user_ids: set[str]) -> None:
+        """A batch whose only events for a new user were duplicates leaves no empty profile."""
+        if user_ids:
+            await self._connection.execute(
+                delete(users).where(self._scoped(users), users.c.id.in_(sorted(user_ids)))
+            )
+
+    async def _events_by_message_id(self, message_ids: list[str]) -> dict[str, EventRecord]:
+        if not message_ids:
+            return {}
+        rows = await self._connection.execute(
+            select(events, users.c.external_id)
+            .join(users, users.c.id == events.c.user_id)
+            .where(self._scoped(events), events.c.message_id.in_(sorted(set(message_ids))))
+        )
+        return {row.message_id: _event(row) for row in rows}
+
+    def _event_record(self, draft: NewEvent, row: dict[str, Any]) -> EventRecord:
+        return EventRecord(
+            id=row["id"],
+            partner_id=self._tenant.partner_id,
+            external_id=draft.external_id,
+            environment=self._tenant.environment,
+            category=draft.category.value,
+            event_type=draft.event_type,
+            points=draft.points,
+            occurred_at=draft.occurred_at,
+            message_id=draft.message_id or "",
+            metadata=draft.metadata,
+        )
+
+    async def activity_totals(self, user_id: str, as_of: datetime) -> ActivityTotals:
+        """Counters of one user as of an instant, in one round trip whatever their history:
+        all-time counters live on the profile, windows add up daily rows plus the events of
+        the one partial day at each window's start."""
+        days = user_daily_activity
+        per_day = days.c.user_id == user_id
+
+        def days_after(day: date, column: Any) -> Any:
+            return (
+                select(func.coalesce(func.sum(column), 0))
+                .where(per_day, days.c.day > day)
+                .scalar_subquery()
+            )
+
+        def partial_day(start: datetime, *conditions: Any, value: Any) -> Any:
+            day_end = datetime.combine(start.date() + timedelta(days=1), time(), tzinfo=UTC)
+            return (
+                select(func.coalesce(func.sum(value), 0))
+                .where(
+                    events.c.user_id == user_id,
+                    events.c.occurred_at >= start,
+                    events.c.occurred_at < day_end,
+                    *conditions,
+                )
+                .scalar_subquery()
+            )
+
+        is_play = events.c.category == Category.GAME_PLAY.value
+        windows: dict[str, Any] = {}
+        for span in (7, 30):
+            start = as_of - timedelta(days=span)
+            windows[f"plays_{span}d"] = days_after(start.date(), days.c.plays) + partial_day(
+                start, is_play, value=1
+            )
+            windows[f"points_earned_{span}d"] = days_after(
+                start.date(), days.c.points_earned
+            ) + partial_day(start, events.c.points > 0, value=events.c.points)
+        row = (
+            await self._connection.execute(
+                select(
+                    users.c.total_events,
+                    users.c.total_plays,
+                    users.c.won_plays,
+                    select(func.count()).where(per_day).scalar_subquery().label("active_days"),
+                    select(func.count())
+                    .where(user_campaigns.c.user_id == user_id)
+                    .scalar_subquery()
+                    .label("campaigns_joined"),
+                    *(expression.label(name) for name, expression in windows.items()),
+                ).where(self._scoped(users), users.c.id == user_id)
+            )
+        ).one()
+        return ActivityTotals(**{name: int(value) for name, value in row._mapping.items()})
+
+    async def timeline(self, user_id: str, page: int, limit: int) -> list[EventRecord]:
+        rows = await self._connection.execute(
+            select(events, users.c.external_id)
+            .join(users, users.c.id == events.c.user_id)
+            .where(self._scoped(events), events.c.user_id == user_id)
+            .order_by(events.c.occurred_at.desc(), events.c.seq.desc())
+            .limit(limit)
+            .offset((page - 1) * limit)
+        )
+        return [_event(row) for row in rows]
+
     async def active_offers(self, user_id: str, now: datetime) -> list[OfferRecord]:
         rows = await self._connection.execute(
             select(offers, users.c.external_id)
@@ -94,6 +394,34 @@ class TenantStore:
             .order_by(offers.c.created_at, offers.c.id)
         )
         return [_offer(row) for row in rows]
+
+
+@dataclass
+class _UserDelta:
+    events: int = 0
+    plays: int = 0
+    won: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def add(self, event: NewEvent) -> None:
+        self.events += 1
+        self.plays += event.is_play
+        self.won += event.is_won_play
+        self.first = event.occurred_at if self.first is None else min(self.first, event.occurred_at)
+        self.last = event.occurred_at if self.last is None else max(self.last, event.occurred_at)
+
+
+@dataclass
+class _DayDelta:
+    events: int = 0
+    plays: int = 0
+    points_earned: int = 0
+
+    def add(self, event: NewEvent) -> None:
+        self.events += 1
+        self.plays += event.is_play
+        self.points_earned += max(event.points, 0)
 
 
 def _insert_for(connection: AsyncConnection) -> Any:
@@ -115,6 +443,22 @@ def _user(row: Any) -> UserRecord:
         first_seen_at=row.first_seen_at,
         last_seen_at=row.last_seen_at,
         tags=dict(row.tags),
+        metadata=dict(row.metadata),
+        total_events=row.total_events,
+    )
+
+
+def _event(row: Any) -> EventRecord:
+    return EventRecord(
+        id=row.id,
+        partner_id=row.partner_id,
+        external_id=row.external_id,
+        environment=Environment(row.environment),
+        category=row.category,
+        event_type=row.event_type,
+        points=row.points,
+        occurred_at=row.occurred_at,
+        message_id=row.message_id or "",
         metadata=dict(row.metadata),
     )
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from gamifyhost.userjourneys.v1 import offer_pb2, user_journeys_service_pb2, user_pb2
+from gamifyhost.userjourneys.v1 import event_pb2, offer_pb2, user_journeys_service_pb2, user_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from journeys.domain import JsonObject, OfferRecord, UserChanges, UserView
+from journeys.domain import (
+    EventInput,
+    EventRecord,
+    JsonObject,
+    OfferRecord,
+    UserChanges,
+    UserView,
+)
 
 _OptionalField = Literal["display_name", "email", "phone", "country", "device", "source"]
 
@@ -83,6 +90,34 @@ def user_detail(view: UserView) -> user_journeys_service_pb2.GetUserResponse:
         )
         for item in view.journey
     )
+    return message
+
+
+def event_input(message: event_pb2.EventInput) -> EventInput:
+    return EventInput(
+        external_id=message.external_id,
+        category=message.category,
+        event_type=message.event_type,
+        points=message.points,
+        occurred_at=message.occurred_at,
+        message_id=message.message_id,
+        metadata=struct_to_dict(message.metadata) if message.HasField("metadata") else None,
+    )
+
+
+def event(record: EventRecord) -> event_pb2.Event:
+    message = event_pb2.Event(
+        id=record.id,
+        partner_id=record.partner_id,
+        external_id=record.external_id,
+        environment=record.environment.value,
+        category=record.category,
+        event_type=record.event_type,
+        points=record.points,
+        occurred_at=timestamp(record.occurred_at),
+        message_id=record.message_id,
+    )
+    set_struct(message.metadata, record.metadata)
     return message
 
 

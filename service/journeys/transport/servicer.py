@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+from gamifyhost.userjourneys.v1 import event_pb2, user_pb2
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
-from gamifyhost.userjourneys.v1 import user_pb2
 
 from journeys.errors import JourneysError, NotImplementedYet
 from journeys.transport import convert, status
@@ -121,8 +121,10 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         request: pb.TrackEventRequest,
         context: grpc.aio.ServicerContext[pb.TrackEventRequest, pb.TrackEventResponse],
     ) -> pb.TrackEventResponse:
-        await self._journeys.authenticate(_metadata(context, API_KEY_METADATA))
-        raise NotImplementedYet
+        event = await self._journeys.track_event(
+            _metadata(context, API_KEY_METADATA), convert.event_input(request.event)
+        )
+        return pb.TrackEventResponse(event=convert.event(event))
 
     @_rpc()
     async def TrackEvents(
@@ -130,8 +132,24 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         request: pb.TrackEventsRequest,
         context: grpc.aio.ServicerContext[pb.TrackEventsRequest, pb.TrackEventsResponse],
     ) -> pb.TrackEventsResponse:
-        await self._journeys.authenticate(_metadata(context, API_KEY_METADATA))
-        raise NotImplementedYet
+        outcome = await self._journeys.track_events(
+            _metadata(context, API_KEY_METADATA),
+            [convert.event_input(item) for item in request.events],
+        )
+        return pb.TrackEventsResponse(
+            accepted=outcome.count("accepted"),
+            duplicates=outcome.count("duplicate"),
+            rejected=outcome.count("rejected"),
+            results=[
+                event_pb2.EventResult(
+                    index=result.index,
+                    status=result.status,
+                    event_id=result.event_id,
+                    error=result.error,
+                )
+                for result in outcome.results
+            ],
+        )
 
     @_rpc()
     async def GetTimeline(
@@ -139,8 +157,18 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         request: pb.GetTimelineRequest,
         context: grpc.aio.ServicerContext[pb.GetTimelineRequest, pb.GetTimelineResponse],
     ) -> pb.GetTimelineResponse:
-        await self._journeys.authenticate(_metadata(context, API_KEY_METADATA))
-        raise NotImplementedYet
+        timeline = await self._journeys.get_timeline(
+            _metadata(context, API_KEY_METADATA),
+            request.external_id,
+            request.page if request.HasField("page") else None,
+            request.limit if request.HasField("limit") else None,
+        )
+        return pb.GetTimelineResponse(
+            events=[convert.event(event) for event in timeline.events],
+            page=timeline.page,
+            limit=timeline.limit,
+            total=timeline.total,
+        )
 
     @_rpc()
     async def ClaimOffer(

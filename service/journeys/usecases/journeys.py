@@ -2,23 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from journeys import validation
 from journeys.domain import (
+    EventInput,
+    EventRecord,
+    NewEvent,
     OfferRecord,
-    ProfileMetrics,
     Tenant,
     UserChanges,
+    UserRecord,
     UserView,
     utc_now,
 )
-from journeys.errors import UserNotFound
+from journeys.errors import InvalidArgument, UserNotFound
 from journeys.storage.database import Database
+from journeys.storage.tenant_store import TenantStore
+from journeys.usecases import profiles
 from journeys.usecases.auth import authenticate
 
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    index: int
+    status: str  # accepted | duplicate | rejected
+    event_id: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    results: tuple[ItemResult, ...]
+
+    def count(self, status: str) -> int:
+        return sum(1 for result in self.results if result.status == status)
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    events: tuple[EventRecord, ...]
+    page: int
+    limit: int
+    total: int
 
 
 class Journeys:
@@ -31,28 +61,77 @@ class Journeys:
             return await authenticate(tx.keys, api_key)
 
     async def track_user(self, api_key: str | None, raw: UserChanges) -> UserView:
+        now = self._clock()
         async with self._db.transaction(write=True) as tx:
             tenant = await authenticate(tx.keys, api_key)
             changes = validation.user_changes(raw)
             store = tx.tenant(tenant)
-            await store.upsert_user(changes, self._clock())
-            record = await store.get_user(changes.external_id)
-        assert record is not None, "upserted row must be readable in its transaction"
-        return UserView(record, ProfileMetrics())
+            await store.upsert_user(changes, now)
+            return await _view(store, await _existing(store, changes.external_id), now)
 
     async def get_user(self, api_key: str | None, external_id: str) -> UserView:
+        now = self._clock()
         async with self._db.transaction(write=False) as tx:
-            tenant = await authenticate(tx.keys, api_key)
-            record = await tx.tenant(tenant).get_user(external_id)
-        if record is None:
-            raise UserNotFound
-        return UserView(record, ProfileMetrics())
+            store = tx.tenant(await authenticate(tx.keys, api_key))
+            return await _view(store, await _existing(store, external_id), now, advise=True)
 
     async def get_offers(self, api_key: str | None, external_id: str) -> list[OfferRecord]:
+        now = self._clock()
         async with self._db.transaction(write=False) as tx:
-            tenant = await authenticate(tx.keys, api_key)
-            store = tx.tenant(tenant)
-            record = await store.get_user(external_id)
-            if record is None:
-                raise UserNotFound
-            return await store.active_offers(record.id, self._clock())
+            store = tx.tenant(await authenticate(tx.keys, api_key))
+            user = await _existing(store, external_id)
+            return await store.active_offers(user.id, now)
+
+    async def track_event(self, api_key: str | None, raw: EventInput) -> EventRecord:
+        """Stores one event; a repeated `messageId` returns the original event."""
+        now = self._clock()
+        async with self._db.transaction(write=True) as tx:
+            store = tx.tenant(await authenticate(tx.keys, api_key))
+            event = validation.new_event(raw, now)
+            (stored,) = await store.record_events([event], now)
+            return stored.event
+
+    async def track_events(self, api_key: str | None, raw: Sequence[EventInput]) -> BatchOutcome:
+        """Stores every valid event of a batch in one transaction and reports every item."""
+        now = self._clock()
+        async with self._db.transaction(write=True) as tx:
+            store = tx.tenant(await authenticate(tx.keys, api_key))
+            validation.batch_size(len(raw))
+            results: list[ItemResult | None] = [None] * len(raw)
+            valid: list[tuple[int, NewEvent]] = []
+            for index, item in enumerate(raw):
+                try:
+                    valid.append((index, validation.new_event(item, now)))
+                except InvalidArgument as error:
+                    description = error.violation.description if error.violation else error.message
+                    results[index] = ItemResult(index, "rejected", error=description)
+            if valid:
+                stored = await store.record_events([event for _, event in valid], now)
+                for (index, _), outcome in zip(valid, stored, strict=True):
+                    status = "accepted" if outcome.is_new else "duplicate"
+                    results[index] = ItemResult(index, status, event_id=outcome.event.id)
+        return BatchOutcome(tuple(result for result in results if result is not None))
+
+    async def get_timeline(
+        self, api_key: str | None, external_id: str, page: int | None, limit: int | None
+    ) -> TimelinePage:
+        async with self._db.transaction(write=False) as tx:
+            store = tx.tenant(await authenticate(tx.keys, api_key))
+            page_number, page_size = validation.page_and_limit(page, limit)
+            user = await _existing(store, external_id)
+            events = await store.timeline(user.id, page_number, page_size)
+        return TimelinePage(tuple(events), page_number, page_size, user.total_events)
+
+
+async def _existing(store: TenantStore, external_id: str) -> UserRecord:
+    record = await store.get_user(external_id)
+    if record is None:
+        raise UserNotFound
+    return record
+
+
+async def _view(
+    store: TenantStore, record: UserRecord, now: datetime, *, advise: bool = False
+) -> UserView:
+    totals = await store.activity_totals(record.id, now)
+    return profiles.view(record, totals, now, advise=advise)
