@@ -67,6 +67,11 @@ function envoy_on_response(response_handle)
     return
   end
   local status = tonumber(headers:get(":status")) or 500
+  if status == 499 then
+    -- gRPC CANCELLED from the server: it is shutting down and refused the call.
+    status = 503
+    headers:replace(":status", "503")
+  end
   headers:replace("content-type", "application/json")
   for _, name in ipairs(GRPC_HEADERS) do
     headers:remove(name)

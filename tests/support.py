@@ -70,6 +70,8 @@ def stack_env(database_url: str, http_port: int, grpc_port: int, admin_port: int
         "JOURNEYS_GRPC_PORT": str(grpc_port),
         "JOURNEYS_ADMIN_PORT": str(admin_port),
         "JOURNEYS_SHUTDOWN_GRACE": "5",
+        # Tests run the analytics job explicitly, at instants they choose.
+        "JOURNEYS_ANALYTICS_INTERVAL": "0",
     }
 
 

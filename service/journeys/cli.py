@@ -1,23 +1,31 @@
-"""`journeys`: serve the API, migrate the database, manage partner keys."""
+"""`journeys`: serve the API, migrate the database, manage partner keys, run the analytics
+job and manage offer catalogues."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import logging
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+import tomllib
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
-from journeys import apikeys
+from journeys import apikeys, catalogue
 from journeys.config import Settings
-from journeys.domain import Environment, utc_now
+from journeys.domain import Environment, Tenant, utc_now
+from journeys.errors import InvalidArgument
 from journeys.gateway import Gateway
 from journeys.server import GrpcServer
 from journeys.storage import migrate
 from journeys.storage.database import Database
 from journeys.usecases import Journeys
+from journeys.usecases.analytics import AnalyticsJob, RunSummary, run_on_schedule
 from journeys.usecases.auth import create_key
 
 log = logging.getLogger("journeys")
@@ -65,7 +73,43 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key", help="the full key, or the display prefix `keys list` shows")
     revoke.set_defaults(command=_keys_revoke)
+
+    analytics = commands.add_parser("analytics", help="the segmentation and offer job")
+    analytics_commands = analytics.add_subparsers(required=True, metavar="ACTION")
+    run = analytics_commands.add_parser(
+        "run", help="run the job once (waits if another run holds the lock)"
+    )
+    run.add_argument(
+        "--as-of",
+        type=_timestamp,
+        help="compute as of this instant (RFC 3339, e.g. 2025-01-15T10:30:00Z); default now",
+    )
+    run.set_defaults(command=_analytics_run)
+
+    offers = commands.add_parser("catalogue", help="a partner's offer catalogue")
+    offer_commands = offers.add_subparsers(required=True, metavar="ACTION")
+    for action, helptext in (
+        ("show", "print the effective catalogue (default merged with the override)"),
+        ("set", "replace the override with a TOML file of changed fields"),
+        ("reset", "drop the override: back to the default catalogue"),
+    ):
+        command = offer_commands.add_parser(action, help=helptext)
+        command.add_argument("--partner", required=True, help="partner name")
+        command.add_argument("--environment", required=True, choices=["test", "live"])
+        if action == "set":
+            command.add_argument("file", type=Path, help="TOML file, same shape as the default")
+        command.set_defaults(command=_catalogue, action=action)
     return parser
+
+
+def _timestamp(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"timestamp needs a time zone (e.g. Z): {value!r}")
+    return parsed.astimezone(UTC)
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -151,6 +195,91 @@ def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _analytics_run(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> RunSummary | None:
+        database = Database(settings.database_url)
+        try:
+            return await AnalyticsJob(database).run(args.as_of, progress=_progress_bar())
+        finally:
+            await database.dispose()
+
+    summary = _run(run())
+    assert summary is not None, "a waiting run always runs"
+    print(summary.describe())
+    return 0
+
+
+def _progress_bar() -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} users")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _catalogue(settings: Settings, args: argparse.Namespace) -> int:
+    environment = Environment(args.environment.upper())
+    override: dict[str, Any] | None = None
+    if args.action == "set":
+        try:
+            override = catalogue.check_override(tomllib.loads(args.file.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            print(f"error: cannot read {args.file}: {error}", file=sys.stderr)
+            return 2
+        except InvalidArgument as error:
+            print(
+                f"error: {error.violation.description if error.violation else error}",
+                file=sys.stderr,
+            )
+            return 2
+
+    async def apply() -> list[Any] | None:
+        database = Database(settings.database_url)
+        try:
+            async with database.transaction(write=True) as tx:
+                partner_id = await tx.keys.partner_id(args.partner)
+                if partner_id is None:
+                    return None
+                store = tx.tenant(Tenant(partner_id, environment))
+                if args.action == "set":
+                    await store.set_catalogue_override(override or {}, utc_now())
+                elif args.action == "reset":
+                    await store.set_catalogue_override({}, utc_now())
+                return catalogue.entries(await store.catalogue_override())
+        finally:
+            await database.dispose()
+
+    entries = _run(apply())
+    if entries is None:
+        print(f"error: no partner named {args.partner!r}", file=sys.stderr)
+        return 1
+    print(json.dumps([_entry_json(entry) for entry in entries], indent=2, ensure_ascii=False))
+    return 0
+
+
+def _entry_json(entry: Any) -> dict[str, Any]:
+    return {
+        "offerType": entry.offer_type,
+        "priority": entry.priority,
+        "gameType": entry.game_type,
+        "title": entry.title,
+        "description": entry.description,
+        "pointsValue": entry.points_value,
+        "validityHours": entry.validity.total_seconds() / 3600,
+        "cooldownHours": entry.cooldown.total_seconds() / 3600,
+        "oncePerUtcDay": entry.once_per_utc_day,
+        "enabled": entry.enabled,
+        "metadata": dict(entry.metadata),
+    }
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return _run(_serve_async(settings, gateway=not args.no_gateway, demo_key=args.demo_key))
 
@@ -171,10 +300,15 @@ async def _serve_async(settings: Settings, *, gateway: bool, demo_key: bool) -> 
         envoy_exit = asyncio.ensure_future(envoy.wait_exit())
         envoy_exit.add_done_callback(lambda _: stop.set())
     server: GrpcServer | None = None
+    schedule: asyncio.Task[None] | None = None
     exit_code = 0
     try:
         server = GrpcServer(Journeys(database), settings.host, settings.grpc_port)
         await server.start()
+        if settings.analytics_interval > 0:
+            schedule = asyncio.create_task(
+                run_on_schedule(AnalyticsJob(database), settings.analytics_interval)
+            )
         log.info(
             "serving gRPC on %s%s",
             server.address,
@@ -187,6 +321,10 @@ async def _serve_async(settings: Settings, *, gateway: bool, demo_key: bool) -> 
             exit_code = 1
     finally:
         log.info("shutting down: draining in-flight calls")
+        if schedule is not None:
+            schedule.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await schedule
         if server is not None:
             await server.stop(settings.shutdown_grace_seconds)
         if envoy is not None:

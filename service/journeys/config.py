@@ -25,6 +25,8 @@ class Settings:
     envoy_concurrency: int = 1
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+    #: Seconds between scheduled analytics runs inside `journeys serve`; 0 turns them off.
+    analytics_interval: float = 900.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -36,10 +38,13 @@ class Settings:
             grpc_port=_int(env, "JOURNEYS_GRPC_PORT", defaults.grpc_port),
             admin_port=_int(env, "JOURNEYS_ADMIN_PORT", defaults.admin_port),
             envoy_concurrency=_int(env, "JOURNEYS_ENVOY_CONCURRENCY", defaults.envoy_concurrency),
-            shutdown_grace_seconds=float(
-                env.get("JOURNEYS_SHUTDOWN_GRACE") or defaults.shutdown_grace_seconds
+            shutdown_grace_seconds=_float(
+                env, "JOURNEYS_SHUTDOWN_GRACE", defaults.shutdown_grace_seconds
             ),
             log_level=(env.get("JOURNEYS_LOG_LEVEL") or defaults.log_level).upper(),
+            analytics_interval=_float(
+                env, "JOURNEYS_ANALYTICS_INTERVAL", defaults.analytics_interval
+            ),
         )
 
 
@@ -51,3 +56,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise SystemExit(f"{name} must not be negative, got {raw!r}")
+    return value

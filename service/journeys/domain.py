@@ -165,6 +165,37 @@ class ActivityTotals:
 
 
 @dataclass(frozen=True)
+class UserCounters:
+    """A user as the analytics job scans it: timestamps, counters, last stored stage."""
+
+    id: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    stored_stage: str | None
+
+
+@dataclass(frozen=True)
+class ComputedSegments:
+    user_id: str
+    stage: str
+    tier: str
+    engagement_score: float
+    churn_risk_score: int
+
+
+@dataclass(frozen=True)
+class NewOffer:
+    user_id: str
+    offer_type: str
+    game_type: str
+    title: str
+    description: str
+    points_value: int
+    expires_at: datetime
+    metadata: JsonObject
+
+
+@dataclass(frozen=True)
 class ApiKeyRecord:
     id: str
     partner_id: str

@@ -100,10 +100,3 @@ class OfferExpired(FailedPrecondition):
 
     def __init__(self) -> None:
         super().__init__("Offer has expired")
-
-
-class NotImplementedYet(JourneysError):
-    reason = "NOT_IMPLEMENTED"
-
-    def __init__(self) -> None:
-        super().__init__("Not implemented")

@@ -1,5 +1,13 @@
 """Segmentation and recommendation rules: pure functions of an activity summary and an instant."""
 
+from journeys.rules.offers import (
+    MAX_ACTIVE_OFFERS,
+    CatalogueEntry,
+    OfferHistory,
+    PlannedOffer,
+    plan_offers,
+    qualifies,
+)
 from journeys.rules.recommendations import (
     MAX_RECOMMENDATIONS,
     RULES,
@@ -21,11 +29,15 @@ from journeys.rules.segments import (
 )
 
 __all__ = [
+    "MAX_ACTIVE_OFFERS",
     "MAX_RECOMMENDATIONS",
     "RULES",
     "Activity",
+    "CatalogueEntry",
     "EngagementTier",
     "LifecycleStage",
+    "OfferHistory",
+    "PlannedOffer",
     "Recommendation",
     "Rule",
     "Segments",
@@ -35,5 +47,7 @@ __all__ = [
     "engagement_score",
     "engagement_tier",
     "lifecycle_stage",
+    "plan_offers",
+    "qualifies",
     "recommend",
 ]

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from journeys.domain import Tenant
+from journeys.storage.job_store import JobStore
 from journeys.storage.key_store import KeyStore
 from journeys.storage.tenant_store import TenantStore
 
@@ -25,6 +26,7 @@ class Transaction:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
         self.keys = KeyStore(connection)
+        self.jobs = JobStore(connection)
 
     def tenant(self, tenant: Tenant) -> TenantStore:
         return TenantStore(self._connection, tenant)

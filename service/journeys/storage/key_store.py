@@ -37,6 +37,10 @@ class KeyStore:
         ).first()
         return None if row is None else _key(row)
 
+    async def partner_id(self, name: str) -> str | None:
+        found = await self._connection.scalar(select(partners.c.id).where(partners.c.name == name))
+        return None if found is None else str(found)
+
     async def ensure_partner(self, name: str, now: datetime) -> str:
         existing = await self._connection.scalar(
             select(partners.c.id).where(partners.c.name == name)

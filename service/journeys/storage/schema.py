@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from journeys.storage.types import UTCDateTime, json_type
@@ -74,6 +76,12 @@ users = Table(
     Column("total_events", Integer, nullable=False, server_default="0"),
     Column("total_plays", Integer, nullable=False, server_default="0"),
     Column("won_plays", Integer, nullable=False, server_default="0"),
+    # Segments as the analytics job last computed them (reads compute them live).
+    Column("segment_stage", String(16), nullable=True),
+    Column("segment_tier", String(16), nullable=True),
+    Column("segment_engagement_score", Float, nullable=True),
+    Column("segment_churn_risk", Integer, nullable=True),
+    Column("segments_computed_at", UTCDateTime(), nullable=True),
     UniqueConstraint("partner_id", "environment", "external_id"),
 )
 
@@ -95,6 +103,16 @@ offers = Table(
     Column("metadata", json_type(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index(None, "partner_id", "environment", "user_id", "status"),
+    # The database itself guarantees a user never holds two active offers of one type.
+    Index(
+        "uq_offers_active_type",
+        "user_id",
+        "offer_type",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+    Index(None, "status", "expires_at"),
 )
 
 # SQLite only aliases rowid (its cheap autoincrement) for a column typed exactly INTEGER.
@@ -138,4 +156,50 @@ user_campaigns = Table(
     metadata,
     Column("user_id", UUID, ForeignKey("users.id"), primary_key=True),
     Column("campaign_id", String(200), primary_key=True),
+)
+
+stage_transitions = Table(
+    "stage_transitions",
+    metadata,
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
+    Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("user_id", UUID, ForeignKey("users.id"), nullable=False),
+    Column("from_stage", String(16), nullable=False),
+    Column("to_stage", String(16), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index(None, "user_id", "at"),
+)
+
+catalogue_overrides = Table(
+    "catalogue_overrides",
+    metadata,
+    Column("partner_id", UUID, ForeignKey("partners.id"), primary_key=True),
+    Column("environment", ENVIRONMENT, primary_key=True),
+    Column("overrides", json_type(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+analytics_runs = Table(
+    "analytics_runs",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("as_of", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("users_scanned", Integer, nullable=False, server_default="0"),
+    Column("transitions", Integer, nullable=False, server_default="0"),
+    Column("offers_created", Integer, nullable=False, server_default="0"),
+    Column("offers_expired", Integer, nullable=False, server_default="0"),
+)
+
+# A lease, not a transaction lock: the job commits chunk by chunk and must not block writers,
+# yet two processes must never generate offers at once.
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
 )

@@ -9,29 +9,50 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, case, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from journeys.domain import (
     ActivityTotals,
     Category,
+    ComputedSegments,
     Environment,
     EventRecord,
+    JsonObject,
     NewEvent,
+    NewOffer,
     OfferRecord,
+    StageTransitionView,
     StoredEvent,
     Tenant,
     UserChanges,
+    UserCounters,
     UserRecord,
 )
+from journeys.rules import OfferHistory
 from journeys.storage.schema import (
+    catalogue_overrides,
     events,
     offers,
+    stage_transitions,
     user_campaigns,
     user_daily_activity,
     users,
 )
+
+WINDOWS_DAYS = (7, 30)
 
 _PROFILE_FIELDS = ("display_name", "email", "phone", "country", "device", "source")
 
@@ -331,7 +352,7 @@ class TenantStore:
             )
 
         def partial_day(start: datetime, *conditions: Any, value: Any) -> Any:
-            day_end = datetime.combine(start.date() + timedelta(days=1), time(), tzinfo=UTC)
+            day_end = _end_of_day(start)
             return (
                 select(func.coalesce(func.sum(value), 0))
                 .where(
@@ -345,7 +366,7 @@ class TenantStore:
 
         is_play = events.c.category == Category.GAME_PLAY.value
         windows: dict[str, Any] = {}
-        for span in (7, 30):
+        for span in WINDOWS_DAYS:
             start = as_of - timedelta(days=span)
             windows[f"plays_{span}d"] = days_after(start.date(), days.c.plays) + partial_day(
                 start, is_play, value=1
@@ -369,6 +390,254 @@ class TenantStore:
             )
         ).one()
         return ActivityTotals(**{name: int(value) for name, value in row._mapping.items()})
+
+    async def activity_totals_many(
+        self, counters: Sequence[UserCounters], as_of: datetime
+    ) -> dict[str, ActivityTotals]:
+        """`activity_totals` for a chunk of users, set-wise: three grouped queries."""
+        ids = [user.id for user in counters]
+        days = user_daily_activity
+        is_play = events.c.category == Category.GAME_PLAY.value
+        starts = {span: as_of - timedelta(days=span) for span in WINDOWS_DAYS}
+        full_days = {
+            name: func.sum(case((days.c.day > starts[span].date(), column), else_=0))
+            for span in WINDOWS_DAYS
+            for name, column in (
+                (f"plays_{span}d", days.c.plays),
+                (f"points_earned_{span}d", days.c.points_earned),
+            )
+        }
+        found: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for row in await self._connection.execute(
+            select(
+                days.c.user_id,
+                func.count().label("active_days"),
+                *(expression.label(name) for name, expression in full_days.items()),
+            )
+            .where(days.c.user_id.in_(ids))
+            .group_by(days.c.user_id)
+        ):
+            found[row.user_id].update(
+                {name: int(value or 0) for name, value in row._mapping.items() if name != "user_id"}
+            )
+
+        def in_partial_day(span: int) -> Any:
+            return and_(
+                events.c.occurred_at >= starts[span],
+                events.c.occurred_at < _end_of_day(starts[span]),
+            )
+
+        partial = {
+            name: func.sum(case((and_(in_partial_day(span), condition), value), else_=0))
+            for span in WINDOWS_DAYS
+            for name, condition, value in (
+                (f"plays_{span}d", is_play, 1),
+                (f"points_earned_{span}d", events.c.points > 0, events.c.points),
+            )
+        }
+        for row in await self._connection.execute(
+            select(events.c.user_id, *(e.label(name) for name, e in partial.items()))
+            .where(
+                events.c.user_id.in_(ids),
+                or_(*(in_partial_day(span) for span in WINDOWS_DAYS)),
+            )
+            .group_by(events.c.user_id)
+        ):
+            for name in partial:
+                found[row.user_id][name] += int(row._mapping[name] or 0)
+        for row in await self._connection.execute(
+            select(user_campaigns.c.user_id, func.count().label("campaigns"))
+            .where(user_campaigns.c.user_id.in_(ids))
+            .group_by(user_campaigns.c.user_id)
+        ):
+            found[row.user_id]["campaigns_joined"] = int(row.campaigns)
+        for row in await self._connection.execute(
+            select(users.c.id, users.c.total_events, users.c.total_plays, users.c.won_plays).where(
+                self._scoped(users), users.c.id.in_(ids)
+            )
+        ):
+            found[row.id].update(
+                total_events=row.total_events, total_plays=row.total_plays, won_plays=row.won_plays
+            )
+        return {user_id: ActivityTotals(**found[user_id]) for user_id in ids}
+
+    async def users_after(self, after_id: str, limit: int) -> list[UserCounters]:
+        """The next chunk of users in id order (keyset paging: no growing offsets)."""
+        rows = await self._connection.execute(
+            select(users.c.id, users.c.first_seen_at, users.c.last_seen_at, users.c.segment_stage)
+            .where(self._scoped(users), users.c.id > after_id)
+            .order_by(users.c.id)
+            .limit(limit)
+        )
+        return [
+            UserCounters(row.id, row.first_seen_at, row.last_seen_at, row.segment_stage)
+            for row in rows
+        ]
+
+    async def save_segments(self, computed: Sequence[ComputedSegments], as_of: datetime) -> None:
+        if not computed:
+            return
+        await self._connection.execute(
+            update(users)
+            .where(self._scoped(users), users.c.id == bindparam("user_id"))
+            .values(
+                segment_stage=bindparam("stage"),
+                segment_tier=bindparam("tier"),
+                segment_engagement_score=bindparam("score"),
+                segment_churn_risk=bindparam("churn"),
+                segments_computed_at=as_of,
+            ),
+            [
+                {
+                    "user_id": item.user_id,
+                    "stage": item.stage,
+                    "tier": item.tier,
+                    "score": item.engagement_score,
+                    "churn": item.churn_risk_score,
+                }
+                for item in computed
+            ],
+        )
+
+    async def add_transitions(
+        self, transitions: Sequence[tuple[str, str, str]], at: datetime
+    ) -> None:
+        """Records (user id, from stage, to stage) changes seen at `at`."""
+        if transitions:
+            await self._connection.execute(
+                stage_transitions.insert().values(
+                    [
+                        {
+                            **self._tenant_columns(),
+                            "user_id": user_id,
+                            "from_stage": before,
+                            "to_stage": after,
+                            "at": at,
+                        }
+                        for user_id, before, after in transitions
+                    ]
+                )
+            )
+
+    async def journey(self, user_id: str, limit: int = 10) -> list[StageTransitionView]:
+        rows = await self._connection.execute(
+            select(stage_transitions)
+            .where(self._scoped(stage_transitions), stage_transitions.c.user_id == user_id)
+            .order_by(stage_transitions.c.at.desc(), stage_transitions.c.seq.desc())
+            .limit(limit)
+        )
+        return [StageTransitionView(row.from_stage, row.to_stage, row.at) for row in rows]
+
+    async def expire_offers(self, as_of: datetime) -> int:
+        result = await self._connection.execute(
+            update(offers)
+            .where(self._scoped(offers), offers.c.status == "active", offers.c.expires_at <= as_of)
+            .values(status="expired")
+        )
+        return int(result.rowcount)
+
+    async def offer_histories(self, user_ids: Sequence[str]) -> dict[str, OfferHistory]:
+        active: dict[str, set[str]] = defaultdict(set)
+        ended: dict[str, dict[str, datetime]] = defaultdict(dict)
+        created: dict[str, dict[str, datetime]] = defaultdict(dict)
+        rows = await self._connection.execute(
+            select(
+                offers.c.user_id,
+                offers.c.offer_type,
+                offers.c.status,
+                func.max(offers.c.created_at).label("created_at"),
+                func.max(offers.c.claimed_at).label("claimed_at"),
+                func.max(offers.c.expires_at).label("expires_at"),
+            )
+            .where(self._scoped(offers), offers.c.user_id.in_(list(user_ids)))
+            .group_by(offers.c.user_id, offers.c.offer_type, offers.c.status)
+        )
+        for row in rows:
+            # max() over a column loses the UTC type decoration on some engines.
+            made = _utc(row.created_at)
+            kind = row.offer_type
+            if row.status == "active":
+                active[row.user_id].add(kind)
+            end = _utc(row.claimed_at) if row.status == "claimed" else _utc(row.expires_at)
+            if row.status != "active" and end is not None:
+                previous = ended[row.user_id].get(kind)
+                ended[row.user_id][kind] = end if previous is None else max(previous, end)
+            if made is not None:
+                previous = created[row.user_id].get(kind)
+                created[row.user_id][kind] = made if previous is None else max(previous, made)
+        return {
+            user_id: OfferHistory(
+                frozenset(active[user_id]), dict(ended[user_id]), dict(created[user_id])
+            )
+            for user_id in user_ids
+        }
+
+    async def add_offers(self, planned: Sequence[NewOffer], as_of: datetime) -> None:
+        if planned:
+            await self._connection.execute(
+                offers.insert().values(
+                    [
+                        {
+                            "id": str(uuid.uuid4()),
+                            **self._tenant_columns(),
+                            "user_id": offer.user_id,
+                            "offer_type": offer.offer_type,
+                            "game_type": offer.game_type,
+                            "title": offer.title,
+                            "description": offer.description,
+                            "points_value": offer.points_value,
+                            "status": "active",
+                            "expires_at": offer.expires_at,
+                            "claimed_at": None,
+                            "metadata": offer.metadata,
+                            "created_at": as_of,
+                        }
+                        for offer in planned
+                    ]
+                )
+            )
+
+    async def offer_for_update(self, user_id: str, offer_id: str) -> OfferRecord | None:
+        """The offer, row-locked until the transaction ends (PostgreSQL; SQLite's write
+        transaction already excludes other writers)."""
+        row = (
+            await self._connection.execute(
+                select(offers, users.c.external_id)
+                .join(users, users.c.id == offers.c.user_id)
+                .where(self._scoped(offers), offers.c.id == offer_id, offers.c.user_id == user_id)
+                .with_for_update(of=offers)
+            )
+        ).first()
+        return None if row is None else _offer(row)
+
+    async def mark_claimed(self, offer_id: str, now: datetime) -> bool:
+        """Claims an active offer; False if it was not active any more (a concurrent claim)."""
+        result = await self._connection.execute(
+            update(offers)
+            .where(self._scoped(offers), offers.c.id == offer_id, offers.c.status == "active")
+            .values(status="claimed", claimed_at=now)
+        )
+        return result.rowcount == 1
+
+    async def catalogue_override(self) -> dict[str, JsonObject]:
+        value = await self._connection.scalar(
+            select(catalogue_overrides.c.overrides).where(self._scoped(catalogue_overrides))
+        )
+        return dict(value) if value else {}
+
+    async def set_catalogue_override(self, override: dict[str, JsonObject], now: datetime) -> None:
+        statement = _insert_for(self._connection)(catalogue_overrides).values(
+            **self._tenant_columns(), overrides=override, updated_at=now
+        )
+        await self._connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[
+                    catalogue_overrides.c.partner_id,
+                    catalogue_overrides.c.environment,
+                ],
+                set_={"overrides": statement.excluded.overrides, "updated_at": now},
+            )
+        )
 
     async def timeline(self, user_id: str, page: int, limit: int) -> list[EventRecord]:
         rows = await self._connection.execute(
@@ -422,6 +691,18 @@ class _DayDelta:
         self.events += 1
         self.plays += event.is_play
         self.points_earned += max(event.points, 0)
+
+
+def _end_of_day(moment: datetime) -> datetime:
+    return datetime.combine(moment.date() + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite returns max() of a DATETIME column as text
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _insert_for(connection: AsyncConnection) -> Any:

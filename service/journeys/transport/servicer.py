@@ -13,7 +13,7 @@ from gamifyhost.userjourneys.v1 import event_pb2, user_pb2
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 
-from journeys.errors import JourneysError, NotImplementedYet
+from journeys.errors import JourneysError
 from journeys.transport import convert, status
 from journeys.usecases import Journeys
 
@@ -176,5 +176,7 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         request: pb.ClaimOfferRequest,
         context: grpc.aio.ServicerContext[pb.ClaimOfferRequest, pb.ClaimOfferResponse],
     ) -> pb.ClaimOfferResponse:
-        await self._journeys.authenticate(_metadata(context, API_KEY_METADATA))
-        raise NotImplementedYet
+        offer = await self._journeys.claim_offer(
+            _metadata(context, API_KEY_METADATA), request.external_id, request.offer_id
+        )
+        return pb.ClaimOfferResponse(offer=convert.offer(offer))

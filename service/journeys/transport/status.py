@@ -20,7 +20,6 @@ _CODES: tuple[tuple[type[errors.JourneysError], grpc.StatusCode], ...] = (
     (errors.RevokedApiKey, grpc.StatusCode.PERMISSION_DENIED),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (errors.NotImplementedYet, grpc.StatusCode.UNIMPLEMENTED),
 )
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from journeys import validation
 from journeys.domain import (
+    Category,
     EventInput,
     EventRecord,
     NewEvent,
     OfferRecord,
-    Tenant,
     UserChanges,
     UserRecord,
     UserView,
     utc_now,
 )
-from journeys.errors import InvalidArgument, UserNotFound
+from journeys.errors import (
+    InvalidArgument,
+    OfferExpired,
+    OfferNotActive,
+    OfferNotFound,
+    UserNotFound,
+)
 from journeys.storage.database import Database
 from journeys.storage.tenant_store import TenantStore
 from journeys.usecases import profiles
@@ -56,10 +63,6 @@ class Journeys:
         self._db = database
         self._clock = clock
 
-    async def authenticate(self, api_key: str | None) -> Tenant:
-        async with self._db.transaction(write=False) as tx:
-            return await authenticate(tx.keys, api_key)
-
     async def track_user(self, api_key: str | None, raw: UserChanges) -> UserView:
         now = self._clock()
         async with self._db.transaction(write=True) as tx:
@@ -73,7 +76,10 @@ class Journeys:
         now = self._clock()
         async with self._db.transaction(write=False) as tx:
             store = tx.tenant(await authenticate(tx.keys, api_key))
-            return await _view(store, await _existing(store, external_id), now, advise=True)
+            record = await _existing(store, external_id)
+            totals = await store.activity_totals(record.id, now)
+            journey = tuple(await store.journey(record.id))
+        return profiles.view(record, totals, now, advise=True, journey=journey)
 
     async def get_offers(self, api_key: str | None, external_id: str) -> list[OfferRecord]:
         now = self._clock()
@@ -81,6 +87,43 @@ class Journeys:
             store = tx.tenant(await authenticate(tx.keys, api_key))
             user = await _existing(store, external_id)
             return await store.active_offers(user.id, now)
+
+    async def claim_offer(
+        self, api_key: str | None, external_id: str, offer_id: str
+    ) -> OfferRecord:
+        """Claims an active offer and records an `offer_claimed` event, in one transaction;
+        of two simultaneous claims exactly one succeeds."""
+        now = self._clock()
+        async with self._db.transaction(write=True) as tx:
+            store = tx.tenant(await authenticate(tx.keys, api_key))
+            canonical_id = _canonical_uuid(offer_id)
+            user = await store.get_user(external_id)
+            if canonical_id is None or user is None:
+                raise OfferNotFound
+            offer = await store.offer_for_update(user.id, canonical_id)
+            if offer is None:
+                raise OfferNotFound
+            if offer.status == "claimed":
+                raise OfferNotActive
+            if offer.status == "expired" or offer.expires_at <= now:
+                raise OfferExpired
+            if not await store.mark_claimed(offer.id, now):
+                raise OfferNotActive
+            await store.record_events(
+                [
+                    NewEvent(
+                        external_id=user.external_id,
+                        category=Category.POINTS,
+                        event_type="offer_claimed",
+                        points=offer.points_value,
+                        occurred_at=now,
+                        message_id=None,
+                        metadata={"offerId": offer.id, "offerType": offer.offer_type},
+                    )
+                ],
+                now,
+            )
+        return replace(offer, status="claimed", claimed_at=now)
 
     async def track_event(self, api_key: str | None, raw: EventInput) -> EventRecord:
         """Stores one event; a repeated `messageId` returns the original event."""
@@ -121,6 +164,13 @@ class Journeys:
             user = await _existing(store, external_id)
             events = await store.timeline(user.id, page_number, page_size)
         return TimelinePage(tuple(events), page_number, page_size, user.total_events)
+
+
+def _canonical_uuid(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
 
 
 async def _existing(store: TenantStore, external_id: str) -> UserRecord:

@@ -9,6 +9,7 @@ from journeys.domain import (
     ActivityTotals,
     ProfileMetrics,
     RecommendationView,
+    StageTransitionView,
     UserRecord,
     UserView,
 )
@@ -17,12 +18,12 @@ from journeys.domain import (
 INT32_MAX = 2**31 - 1
 
 
-def view(
-    record: UserRecord, totals: ActivityTotals, as_of: datetime, *, advise: bool = False
-) -> UserView:
-    activity = rules.Activity(
-        first_seen_at=record.first_seen_at,
-        last_seen_at=record.last_seen_at,
+def activity(
+    first_seen_at: datetime, last_seen_at: datetime, totals: ActivityTotals
+) -> rules.Activity:
+    return rules.Activity(
+        first_seen_at=first_seen_at,
+        last_seen_at=last_seen_at,
         total_events=totals.total_events,
         total_plays=totals.total_plays,
         plays_7d=totals.plays_7d,
@@ -32,7 +33,18 @@ def view(
         campaigns_joined=totals.campaigns_joined,
         active_days=totals.active_days,
     )
-    segments = rules.classify(activity, as_of)
+
+
+def view(
+    record: UserRecord,
+    totals: ActivityTotals,
+    as_of: datetime,
+    *,
+    advise: bool = False,
+    journey: tuple[StageTransitionView, ...] = (),
+) -> UserView:
+    summary = activity(record.first_seen_at, record.last_seen_at, totals)
+    segments = rules.classify(summary, as_of)
     metrics = ProfileMetrics(
         lifecycle_stage=segments.stage.value,
         engagement_tier=segments.tier.value,
@@ -51,9 +63,9 @@ def view(
     if advise:
         advice = tuple(
             RecommendationView(item.priority, item.name, item.reason)
-            for item in rules.recommend(activity, segments, as_of)
+            for item in rules.recommend(summary, segments, as_of)
         )
-    return UserView(record, metrics, advice)
+    return UserView(record, metrics, advice, journey)
 
 
 def _int32(value: int) -> int:

@@ -1,0 +1,89 @@
+"""Tables of the analytics job itself: its lease, its run records, and the tenant list."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from journeys.domain import Environment, Tenant
+from journeys.storage.schema import analytics_runs, job_leases, users
+from journeys.storage.tenant_store import _insert_for
+
+
+class JobStore:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def tenants(self) -> list[Tenant]:
+        """Every (partner, environment) that has users: the job's unit of work."""
+        rows = await self._connection.execute(
+            select(users.c.partner_id, users.c.environment)
+            .distinct()
+            .order_by(users.c.partner_id, users.c.environment)
+        )
+        return [Tenant(row.partner_id, Environment(row.environment)) for row in rows]
+
+    async def count_users(self) -> int:
+        return int(await self._connection.scalar(select(func.count()).select_from(users)) or 0)
+
+    async def take_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Takes the named lease if it is free or expired; True if `holder` now holds it."""
+        await self._connection.execute(
+            delete(job_leases).where(job_leases.c.name == name, job_leases.c.expires_at <= now)
+        )
+        await self._connection.execute(
+            _insert_for(self._connection)(job_leases)
+            .values(name=name, holder=holder, expires_at=until)
+            .on_conflict_do_nothing(index_elements=[job_leases.c.name])
+        )
+        current = await self._connection.scalar(
+            select(job_leases.c.holder).where(job_leases.c.name == name)
+        )
+        return current == holder
+
+    async def renew_lease(self, name: str, holder: str, until: datetime) -> bool:
+        result = await self._connection.execute(
+            update(job_leases)
+            .where(job_leases.c.name == name, job_leases.c.holder == holder)
+            .values(expires_at=until)
+        )
+        return result.rowcount == 1
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._connection.execute(
+            delete(job_leases).where(job_leases.c.name == name, job_leases.c.holder == holder)
+        )
+
+    async def start_run(self, as_of: datetime, now: datetime) -> str:
+        run_id = str(uuid.uuid4())
+        await self._connection.execute(
+            analytics_runs.insert().values(id=run_id, as_of=as_of, started_at=now, status="running")
+        )
+        return run_id
+
+    async def finish_run(
+        self,
+        run_id: str,
+        now: datetime,
+        *,
+        status: str,
+        users_scanned: int,
+        transitions: int,
+        offers_created: int,
+        offers_expired: int,
+    ) -> None:
+        await self._connection.execute(
+            update(analytics_runs)
+            .where(analytics_runs.c.id == run_id)
+            .values(
+                finished_at=now,
+                status=status,
+                users_scanned=users_scanned,
+                transitions=transitions,
+                offers_created=offers_created,
+                offers_expired=offers_expired,
+            )
+        )

@@ -1,0 +1,200 @@
+"""The analytics job: recompute every user's segments, record stage transitions, expire
+offers and generate new ones, tenant by tenant, in chunks with flat memory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from journeys import catalogue, rules
+from journeys.domain import ComputedSegments, NewOffer, Tenant, utc_now
+from journeys.rules import LifecycleStage
+from journeys.storage.database import Database
+from journeys.usecases import profiles
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "analytics"
+LEASE_TTL = timedelta(seconds=120)
+CHUNK_SIZE = 1000
+#: A profile's stage before any run has classified it (every profile starts `new`).
+INITIAL_STAGE = LifecycleStage.NEW.value
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    as_of: datetime
+    users_scanned: int = 0
+    transitions: int = 0
+    offers_created: int = 0
+    offers_expired: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        return (
+            f"analytics run {self.run_id} as of {self.as_of:%Y-%m-%dT%H:%M:%SZ}: "
+            f"{self.users_scanned} users scanned, {self.transitions} stage transitions, "
+            f"{self.offers_created} offers created, {self.offers_expired} offers expired "
+            f"in {self.seconds:.1f}s"
+        )
+
+
+class LeaseLost(RuntimeError):
+    """Another process took the lease: this run stops before it could double-generate."""
+
+
+class AnalyticsJob:
+    def __init__(
+        self,
+        database: Database,
+        clock: Callable[[], datetime] = utc_now,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self._db = database
+        self._clock = clock
+        self._chunk_size = chunk_size
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    async def run(
+        self,
+        as_of: datetime | None = None,
+        *,
+        wait: bool = True,
+        progress: Progress | None = None,
+    ) -> RunSummary | None:
+        """Runs once. If another process holds the lease, waits for it (or, with
+        `wait=False`, returns None at once)."""
+        if not await self._take_lease(wait):
+            return None
+        started = time.monotonic()
+        try:
+            async with self._db.transaction(write=True) as tx:
+                as_of = (as_of or self._clock()).replace(microsecond=0)
+                summary = RunSummary(await tx.jobs.start_run(as_of, utc_now()), as_of)
+                tenants = await tx.jobs.tenants()
+                population = await tx.jobs.count_users()
+            try:
+                for tenant in tenants:
+                    await self._run_tenant(tenant, summary, population, progress)
+            except BaseException:
+                await self._finish(summary, "failed", started)
+                raise
+            await self._finish(summary, "succeeded", started)
+            return summary
+        finally:
+            async with self._db.transaction(write=True) as tx:
+                await tx.jobs.release_lease(LEASE_NAME, self._holder)
+
+    async def _take_lease(self, wait: bool) -> bool:
+        while True:
+            async with self._db.transaction(write=True) as tx:
+                now = utc_now()
+                if await tx.jobs.take_lease(LEASE_NAME, self._holder, now, now + LEASE_TTL):
+                    return True
+            if not wait:
+                return False
+            await asyncio.sleep(1)
+
+    async def _finish(self, summary: RunSummary, status: str, started: float) -> None:
+        summary.seconds = time.monotonic() - started
+        async with self._db.transaction(write=True) as tx:
+            await tx.jobs.finish_run(
+                summary.run_id,
+                utc_now(),
+                status=status,
+                users_scanned=summary.users_scanned,
+                transitions=summary.transitions,
+                offers_created=summary.offers_created,
+                offers_expired=summary.offers_expired,
+            )
+
+    async def _run_tenant(
+        self, tenant: Tenant, summary: RunSummary, population: int, progress: Progress | None
+    ) -> None:
+        as_of = summary.as_of
+        async with self._db.transaction(write=True) as tx:
+            store = tx.tenant(tenant)
+            summary.offers_expired += await store.expire_offers(as_of)
+            offer_types = catalogue.entries(await store.catalogue_override())
+        after = ""
+        while True:
+            async with self._db.transaction(write=True) as tx:
+                if not await tx.jobs.renew_lease(LEASE_NAME, self._holder, utc_now() + LEASE_TTL):
+                    raise LeaseLost("the analytics lease expired and was taken by another run")
+                store = tx.tenant(tenant)
+                chunk = await store.users_after(after, self._chunk_size)
+                if not chunk:
+                    return
+                totals = await store.activity_totals_many(chunk, as_of)
+                histories = await store.offer_histories([user.id for user in chunk])
+                computed: list[ComputedSegments] = []
+                transitions: list[tuple[str, str, str]] = []
+                planned: list[NewOffer] = []
+                for user in chunk:
+                    activity = profiles.activity(
+                        user.first_seen_at, user.last_seen_at, totals[user.id]
+                    )
+                    segments = rules.classify(activity, as_of)
+                    computed.append(
+                        ComputedSegments(
+                            user.id,
+                            segments.stage.value,
+                            segments.tier.value,
+                            segments.engagement_score,
+                            segments.churn_risk_score,
+                        )
+                    )
+                    before = user.stored_stage or INITIAL_STAGE
+                    if before != segments.stage.value:
+                        transitions.append((user.id, before, segments.stage.value))
+                    planned.extend(
+                        NewOffer(
+                            user_id=user.id,
+                            offer_type=offer.entry.offer_type,
+                            game_type=offer.entry.game_type,
+                            title=offer.entry.title,
+                            description=offer.entry.description,
+                            points_value=offer.entry.points_value,
+                            expires_at=offer.expires_at,
+                            metadata=offer.metadata,
+                        )
+                        for offer in rules.plan_offers(
+                            segments,
+                            rules.days_since(user.last_seen_at, as_of),
+                            histories[user.id],
+                            offer_types,
+                            as_of,
+                        )
+                    )
+                await store.save_segments(computed, as_of)
+                await store.add_transitions(transitions, as_of)
+                await store.add_offers(planned, as_of)
+            after = chunk[-1].id
+            summary.users_scanned += len(chunk)
+            summary.transitions += len(transitions)
+            summary.offers_created += len(planned)
+            if progress is not None:
+                progress(summary.users_scanned, population)
+
+
+async def run_on_schedule(job: AnalyticsJob, interval_seconds: float) -> None:
+    """`journeys serve`'s loop: a run at start, then one every interval. A tick while another
+    process holds the lease is skipped (that process is doing the work)."""
+    while True:
+        try:
+            summary = await job.run(wait=False)
+            if summary is not None:
+                log.info("%s", summary.describe())
+        except Exception:
+            log.exception("scheduled analytics run failed; retrying at the next interval")
+        await asyncio.sleep(interval_seconds)
