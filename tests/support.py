@@ -105,10 +105,15 @@ def new_key(database_url: str, partner: str, environment: Environment = Environm
 
 
 @contextmanager
-def running_stack(database_url: str, *extra_args: str, timeout: float = 60) -> Iterator[Stack]:
+def running_stack(
+    database_url: str,
+    *extra_args: str,
+    timeout: float = 60,
+    env_overrides: dict[str, str] | None = None,
+) -> Iterator[Stack]:
     """Runs `journeys serve` until the block exits, then stops it with SIGTERM."""
     http_port, grpc_port, admin_port = free_port(), free_port(), free_port()
-    env = stack_env(database_url, http_port, grpc_port, admin_port)
+    env = {**stack_env(database_url, http_port, grpc_port, admin_port), **(env_overrides or {})}
     process = subprocess.Popen(
         [str(BIN / "journeys"), "serve", *extra_args],
         env=env,

@@ -3,6 +3,7 @@ real Envoy, server and database."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from journeys.domain import Environment
+from journeys.storage.database import Database
+from journeys.storage.schema import offers as offers_table
+from journeys.storage.schema import users
+from sqlalchemy import select
 
 from tests.api.rest import LOWER_UUID, RFC3339_SECONDS, error, headers, success
 from tests.api.test_events import play, profile, stamp, track
@@ -294,8 +300,6 @@ def test_a_partner_catalogue_override_applies_to_its_environment_only(
     http: httpx.Client, new_key: KeyFactory, stack: Stack, tmp_path: Path
 ) -> None:
     partner = f"partner-{uuid.uuid4()}"
-    from journeys.domain import Environment
-
     test_key = new_key(Environment.TEST, partner)
     live_key = new_key(Environment.LIVE, partner)
     override = tmp_path / "override.toml"
@@ -365,12 +369,7 @@ def test_a_bad_catalogue_override_is_refused(
 def _offer_ids(stack: Stack, key: str, external_id: str) -> list[str]:
     """Offer ids of a user whatever their status, read over gRPC-free SQL (GET offers shows
     only active, unexpired ones)."""
-    import asyncio
 
-    from journeys.storage.database import Database
-    from journeys.storage.schema import offers as offers_table
-    from journeys.storage.schema import users
-    from sqlalchemy import select
 
     async def read() -> list[str]:
         database = Database(stack.database_url)
