@@ -10,13 +10,14 @@ import json
 import logging
 import signal
 import sys
+import time
 import tomllib
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from journeys import apikeys, catalogue
+from journeys import apikeys, catalogue, devdata
 from journeys.config import Settings
 from journeys.domain import Environment, Tenant, utc_now
 from journeys.errors import InvalidArgument
@@ -85,6 +86,16 @@ def _parser() -> argparse.ArgumentParser:
         help="compute as of this instant (RFC 3339, e.g. 2025-01-15T10:30:00Z); default now",
     )
     run.set_defaults(command=_analytics_run)
+
+    dev = commands.add_parser("dev", help="tools for development and benchmarks")
+    dev_commands = dev.add_subparsers(required=True, metavar="ACTION")
+    seed = dev_commands.add_parser("seed-data", help="generate a realistic population")
+    seed.add_argument("--users", type=int, required=True)
+    seed.add_argument("--events", type=int, required=True)
+    seed.add_argument("--partner", default="seed", help="partner name (created if new)")
+    seed.add_argument("--environment", default="test", choices=["test", "live"])
+    seed.add_argument("--seed", type=int, default=1, help="random seed")
+    seed.set_defaults(command=_seed_data)
 
     offers = commands.add_parser("catalogue", help="a partner's offer catalogue")
     offer_commands = offers.add_subparsers(required=True, metavar="ACTION")
@@ -209,14 +220,43 @@ def _analytics_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar() -> Callable[[int, int], None] | None:
+def _seed_data(settings: Settings, args: argparse.Namespace) -> int:
+    if args.users < 1 or args.events < args.users:
+        print("error: need --users >= 1 and --events >= --users", file=sys.stderr)
+        return 2
+
+    async def seed() -> None:
+        database = Database(settings.database_url)
+        try:
+            await devdata.seed(
+                database,
+                users=args.users,
+                events=args.events,
+                partner=args.partner,
+                environment=Environment(args.environment.upper()),
+                random_seed=args.seed,
+                progress=_progress_bar("events"),
+            )
+        finally:
+            await database.dispose()
+
+    started = time.monotonic()
+    _run(seed())
+    print(
+        f"seeded {args.users} users and {args.events} events for partner {args.partner!r} "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+    return 0
+
+
+def _progress_bar(unit: str = "users") -> Callable[[int, int], None] | None:
     if not sys.stderr.isatty():
         return None
 
     def show(done: int, total: int) -> None:
         width = 30
         filled = width * done // max(total, 1)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} users")
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}")
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()

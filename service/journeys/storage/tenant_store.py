@@ -143,11 +143,12 @@ class TenantStore:
             }
             for draft in drafts
         ]
+        # A parameter list, not a multi-row VALUES: SQLAlchemy batches it ("insertmanyvalues")
+        # from one cached compiled statement, where a VALUES list recompiles every call.
         inserted = set(
             (
                 await self._connection.execute(
                     _insert_for(self._connection)(events)
-                    .values(rows)
                     .on_conflict_do_nothing(
                         index_elements=[
                             events.c.partner_id,
@@ -155,7 +156,8 @@ class TenantStore:
                             events.c.message_id,
                         ]
                     )
-                    .returning(events.c.id)
+                    .returning(events.c.id),
+                    rows,
                 )
             ).scalars()
         )
@@ -192,23 +194,6 @@ class TenantStore:
             (
                 await self._connection.execute(
                     _insert_for(self._connection)(users)
-                    .values(
-                        [
-                            {
-                                "id": str(uuid.uuid4()),
-                                **self._tenant_columns(),
-                                "external_id": external_id,
-                                **dict.fromkeys(_PROFILE_FIELDS, ""),
-                                "tags": {},
-                                "metadata": {},
-                                "first_seen_at": first,
-                                "last_seen_at": last,
-                                "created_at": now,
-                                "updated_at": now,
-                            }
-                            for external_id, (first, last) in seen.items()
-                        ]
-                    )
                     .on_conflict_do_nothing(
                         index_elements=[
                             users.c.partner_id,
@@ -216,7 +201,22 @@ class TenantStore:
                             users.c.external_id,
                         ]
                     )
-                    .returning(users.c.id)
+                    .returning(users.c.id),
+                    [
+                        {
+                            "id": str(uuid.uuid4()),
+                            **self._tenant_columns(),
+                            "external_id": external_id,
+                            **dict.fromkeys(_PROFILE_FIELDS, ""),
+                            "tags": {},
+                            "metadata": {},
+                            "first_seen_at": first,
+                            "last_seen_at": last,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for external_id, (first, last) in seen.items()
+                    ],
                 )
             ).scalars()
         )
@@ -301,9 +301,8 @@ class TenantStore:
         )
         if campaigns:
             await self._connection.execute(
-                _insert_for(self._connection)(user_campaigns)
-                .values([{"user_id": u, "campaign_id": c} for u, c in sorted(campaigns)])
-                .on_conflict_do_nothing()
+                _insert_for(self._connection)(user_campaigns).on_conflict_do_nothing(),
+                [{"user_id": u, "campaign_id": c} for u, c in sorted(campaigns)],
             )
 
     async def _drop_users_without_events(self, user_ids: set[str]) -> None:
@@ -505,18 +504,17 @@ class TenantStore:
         """Records (user id, from stage, to stage) changes seen at `at`."""
         if transitions:
             await self._connection.execute(
-                stage_transitions.insert().values(
-                    [
-                        {
-                            **self._tenant_columns(),
-                            "user_id": user_id,
-                            "from_stage": before,
-                            "to_stage": after,
-                            "at": at,
-                        }
-                        for user_id, before, after in transitions
-                    ]
-                )
+                stage_transitions.insert(),
+                [
+                    {
+                        **self._tenant_columns(),
+                        "user_id": user_id,
+                        "from_stage": before,
+                        "to_stage": after,
+                        "at": at,
+                    }
+                    for user_id, before, after in transitions
+                ],
             )
 
     async def journey(self, user_id: str, limit: int = 10) -> list[StageTransitionView]:
@@ -575,26 +573,25 @@ class TenantStore:
     async def add_offers(self, planned: Sequence[NewOffer], as_of: datetime) -> None:
         if planned:
             await self._connection.execute(
-                offers.insert().values(
-                    [
-                        {
-                            "id": str(uuid.uuid4()),
-                            **self._tenant_columns(),
-                            "user_id": offer.user_id,
-                            "offer_type": offer.offer_type,
-                            "game_type": offer.game_type,
-                            "title": offer.title,
-                            "description": offer.description,
-                            "points_value": offer.points_value,
-                            "status": "active",
-                            "expires_at": offer.expires_at,
-                            "claimed_at": None,
-                            "metadata": offer.metadata,
-                            "created_at": as_of,
-                        }
-                        for offer in planned
-                    ]
-                )
+                offers.insert(),
+                [
+                    {
+                        "id": str(uuid.uuid4()),
+                        **self._tenant_columns(),
+                        "user_id": offer.user_id,
+                        "offer_type": offer.offer_type,
+                        "game_type": offer.game_type,
+                        "title": offer.title,
+                        "description": offer.description,
+                        "points_value": offer.points_value,
+                        "status": "active",
+                        "expires_at": offer.expires_at,
+                        "claimed_at": None,
+                        "metadata": offer.metadata,
+                        "created_at": as_of,
+                    }
+                    for offer in planned
+                ],
             )
 
     async def offer_for_update(self, user_id: str, offer_id: str) -> OfferRecord | None:
