@@ -19,7 +19,7 @@ from journeys.rules import (
     engagement_tier,
     lifecycle_stage,
 )
-from journeys.rules.segments import round_half_up, usual_gap_days
+from journeys.rules.segments import usual_gap_days
 
 AS_OF = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -308,23 +308,6 @@ SEEN_TODAY = replace(BASE, plays_30d=0)
 )
 def test_engagement_score_worked_examples(activity: Activity, expected: float) -> None:
     assert engagement_score(activity, AS_OF) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "places", "expected"),
-    [
-        pytest.param(Fraction("62.45"), 1, Fraction("62.5"), id="62.45 up"),
-        pytest.param(Fraction("2.25"), 1, Fraction("2.3"), id="2.25 up, not to even"),
-        pytest.param(Fraction("0.05"), 1, Fraction("0.1"), id="0.05 up"),
-        pytest.param(Fraction("62.44999"), 1, Fraction("62.4"), id="just below a tie"),
-        pytest.param(Fraction("99.95"), 1, Fraction("100"), id="carries into 100"),
-        pytest.param(Fraction(110, 3), 1, Fraction("36.7"), id="a third"),
-        pytest.param(Fraction("12.5"), 0, Fraction(13), id="integer tie up"),
-        pytest.param(Fraction("-2.5"), 0, Fraction(-3), id="negative tie away from zero"),
-    ],
-)
-def test_round_half_up(value: Fraction, places: int, expected: Fraction) -> None:
-    assert round_half_up(value, places) == expected
 
 
 # --- churn risk --------------------------------------------------------------------------------
