@@ -169,9 +169,13 @@ class UserCounters:
     """A user as the analytics job scans it: timestamps, counters, last stored stage."""
 
     id: str
+    external_id: str
     first_seen_at: datetime
     last_seen_at: datetime
     stored_stage: str | None
+    total_events: int
+    total_plays: int
+    won_plays: int
 
 
 @dataclass(frozen=True)

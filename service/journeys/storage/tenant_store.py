@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -143,6 +145,7 @@ class TenantStore:
             }
             for draft in drafts
         ]
+        await _lock_message_ids(self._connection, self._tenant, drafts)
         # A parameter list, not a multi-row VALUES: SQLAlchemy batches it ("insertmanyvalues")
         # from one cached compiled statement, where a VALUES list recompiles every call.
         inserted = set(
@@ -215,7 +218,7 @@ class TenantStore:
                             "created_at": now,
                             "updated_at": now,
                         }
-                        for external_id, (first, last) in seen.items()
+                        for external_id, (first, last) in sorted(seen.items())
                     ],
                 )
             ).scalars()
@@ -274,7 +277,7 @@ class TenantStore:
                     "first": d.first,
                     "last": d.last,
                 }
-                for user_id, d in per_user.items()
+                for user_id, d in sorted(per_user.items())
             ],
         )
         upsert_day = _insert_for(self._connection)(user_daily_activity)
@@ -296,7 +299,7 @@ class TenantStore:
                     "plays": d.plays,
                     "points_earned": d.points_earned,
                 }
-                for (user_id, day), d in per_day.items()
+                for (user_id, day), d in sorted(per_day.items())
             ],
         )
         if campaigns:
@@ -450,28 +453,33 @@ class TenantStore:
             .group_by(user_campaigns.c.user_id)
         ):
             found[row.user_id]["campaigns_joined"] = int(row.campaigns)
-        for row in await self._connection.execute(
-            select(users.c.id, users.c.total_events, users.c.total_plays, users.c.won_plays).where(
-                self._scoped(users), users.c.id.in_(ids)
-            )
-        ):
-            found[row.id].update(
-                total_events=row.total_events, total_plays=row.total_plays, won_plays=row.won_plays
+        for user in counters:
+            found[user.id].update(
+                total_events=user.total_events,
+                total_plays=user.total_plays,
+                won_plays=user.won_plays,
             )
         return {user_id: ActivityTotals(**found[user_id]) for user_id in ids}
 
-    async def users_after(self, after_id: str, limit: int) -> list[UserCounters]:
-        """The next chunk of users in id order (keyset paging: no growing offsets)."""
+    async def users_after(self, after_external_id: str, limit: int) -> list[UserCounters]:
+        """The next chunk of users in external id order: keyset paging along the tenant's
+        unique index, so every chunk costs the same however far the scan has got."""
         rows = await self._connection.execute(
-            select(users.c.id, users.c.first_seen_at, users.c.last_seen_at, users.c.segment_stage)
-            .where(self._scoped(users), users.c.id > after_id)
-            .order_by(users.c.id)
+            select(
+                users.c.id,
+                users.c.external_id,
+                users.c.first_seen_at,
+                users.c.last_seen_at,
+                users.c.segment_stage.label("stored_stage"),
+                users.c.total_events,
+                users.c.total_plays,
+                users.c.won_plays,
+            )
+            .where(self._scoped(users), users.c.external_id > after_external_id)
+            .order_by(users.c.external_id)
             .limit(limit)
         )
-        return [
-            UserCounters(row.id, row.first_seen_at, row.last_seen_at, row.segment_stage)
-            for row in rows
-        ]
+        return [UserCounters(**row._mapping) for row in rows]
 
     async def save_segments(self, computed: Sequence[ComputedSegments], as_of: datetime) -> None:
         if not computed:
@@ -688,6 +696,41 @@ class _DayDelta:
         self.events += 1
         self.plays += event.is_play
         self.points_earned += max(event.points, 0)
+
+
+async def _lock_message_ids(
+    connection: AsyncConnection, tenant: Tenant, drafts: Sequence[NewEvent]
+) -> None:
+    """PostgreSQL: takes a transaction lock per messageId of the batch, in one global order.
+
+    Concurrent writers lock the rows they share in one order (users by external id, then
+    messageIds, then profiles by id, then days), so they queue rather than deadlock. Unique
+    index waits follow the rows' order in the batch, so two batches sharing messageIds in
+    different orders would deadlock; these locks make the second wait for the first instead.
+    SQLite needs none of this: its writers never run at once."""
+    if connection.dialect.name != "postgresql":
+        return
+    keys = sorted(
+        {
+            int.from_bytes(
+                hashlib.blake2b(
+                    f"{tenant.partner_id}/{tenant.environment.value}/{draft.message_id}".encode(),
+                    digest_size=8,
+                ).digest(),
+                "big",
+                signed=True,
+            )
+            for draft in drafts
+            if draft.message_id is not None
+        }
+    )
+    if len(keys) > 1:  # one lock is one wait: no order to enforce
+        await connection.execute(_LOCK_KEYS, {"keys": keys})
+
+
+_LOCK_KEYS = text(
+    "SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key ORDER BY key"
+)
 
 
 def _end_of_day(moment: datetime) -> datetime:

@@ -179,7 +179,7 @@ class AnalyticsJob:
                 await store.save_segments(computed, as_of)
                 await store.add_transitions(transitions, as_of)
                 await store.add_offers(planned, as_of)
-            after = chunk[-1].id
+            after = chunk[-1].external_id
             summary.users_scanned += len(chunk)
             summary.transitions += len(transitions)
             summary.offers_created += len(planned)
