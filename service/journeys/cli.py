@@ -22,6 +22,7 @@ from journeys.config import Settings
 from journeys.domain import Environment, Tenant, utc_now
 from journeys.errors import InvalidArgument
 from journeys.gateway import Gateway
+from journeys.ratelimit import RateLimiter
 from journeys.server import GrpcServer
 from journeys.storage import migrate
 from journeys.storage.database import Database
@@ -343,7 +344,12 @@ async def _serve_async(settings: Settings, *, gateway: bool, demo_key: bool) -> 
     schedule: asyncio.Task[None] | None = None
     exit_code = 0
     try:
-        server = GrpcServer(Journeys(database), settings.host, settings.grpc_port)
+        limiter = (
+            RateLimiter(settings.rate_limit, settings.rate_burst)
+            if settings.rate_limit > 0
+            else None
+        )
+        server = GrpcServer(Journeys(database), settings.host, settings.grpc_port, limiter)
         await server.start()
         if settings.analytics_interval > 0:
             schedule = asyncio.create_task(

@@ -27,6 +27,10 @@ class Settings:
     log_level: str = "INFO"
     #: Seconds between scheduled analytics runs inside `journeys serve`; 0 turns them off.
     analytics_interval: float = 900.0
+    #: Requests a second per API key (token bucket refill); 0 turns rate limiting off.
+    rate_limit: float = 100.0
+    #: Requests a key may save up and spend at once.
+    rate_burst: float = 200.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +49,8 @@ class Settings:
             analytics_interval=_float(
                 env, "JOURNEYS_ANALYTICS_INTERVAL", defaults.analytics_interval
             ),
+            rate_limit=_float(env, "JOURNEYS_RATE_LIMIT", defaults.rate_limit),
+            rate_burst=_float(env, "JOURNEYS_RATE_BURST", defaults.rate_burst),
         )
 
 

@@ -100,3 +100,11 @@ class OfferExpired(FailedPrecondition):
 
     def __init__(self) -> None:
         super().__init__("Offer has expired")
+
+
+class RateLimited(JourneysError):
+    reason = "RATE_LIMITED"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__("Rate limit exceeded")
+        self.retry_after_seconds = retry_after_seconds

@@ -8,6 +8,7 @@ from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from journeys.ratelimit import RateLimiter
 from journeys.transport.servicer import UserJourneysServicer
 from journeys.usecases import Journeys
 
@@ -20,11 +21,13 @@ _OPTIONS = (
 
 
 class GrpcServer:
-    def __init__(self, journeys: Journeys, host: str, port: int) -> None:
+    def __init__(
+        self, journeys: Journeys, host: str, port: int, limiter: RateLimiter | None = None
+    ) -> None:
         self.address = f"{host}:{port}"
         self._server = grpc.aio.server(options=_OPTIONS)
         pb_grpc.add_UserJourneysServiceServicer_to_server(
-            UserJourneysServicer(journeys), self._server
+            UserJourneysServicer(journeys, limiter), self._server
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

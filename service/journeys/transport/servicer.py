@@ -6,14 +6,15 @@ import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from gamifyhost.userjourneys.v1 import event_pb2, user_pb2
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 
-from journeys.errors import JourneysError
+from journeys.errors import JourneysError, RateLimited
+from journeys.ratelimit import RateLimiter, retry_after_seconds
 from journeys.transport import convert, status
 from journeys.usecases import Journeys
 
@@ -44,10 +45,15 @@ def _rpc(
         async def wrapper(
             self: Servicer, request: Request, context: grpc.aio.ServicerContext[Request, Response]
         ) -> Response:
+            trailers: list[tuple[str, str | bytes]] = []
             try:
+                self._admit(context)
                 return await handler(self, request, context)
             except JourneysError as error:
                 code, rich = status.for_error(error)
+                if isinstance(error, RateLimited):
+                    # Envoy passes it on as the HTTP Retry-After header.
+                    trailers.append(("retry-after", str(error.retry_after_seconds)))
             except Exception:
                 log.exception(
                     "unexpected failure in %s (request id %s)",
@@ -58,7 +64,10 @@ def _rpc(
             await context.abort(
                 code,
                 rich.message,
-                trailing_metadata=((status.STATUS_DETAILS_KEY, rich.SerializeToString()),),
+                trailing_metadata=(
+                    *trailers,
+                    (status.STATUS_DETAILS_KEY, rich.SerializeToString()),
+                ),
             )
             raise AssertionError("context.abort() always raises")
 
@@ -79,8 +88,18 @@ def _request_id(context: grpc.aio.ServicerContext[Request, Response]) -> str:
 
 
 class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
-    def __init__(self, journeys: Journeys) -> None:
+    def __init__(self, journeys: Journeys, limiter: RateLimiter | None = None) -> None:
         self._journeys = journeys
+        self._limiter = limiter
+
+    def _admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Spends a token of the presented key's bucket (any presented value, valid or not:
+        guessing keys costs tokens too)."""
+        if self._limiter is None:
+            return
+        wait = self._limiter.acquire(_metadata(context, API_KEY_METADATA) or "")
+        if wait > 0:
+            raise RateLimited(retry_after_seconds(wait))
 
     @_rpc("Failed to track user")
     async def TrackUser(

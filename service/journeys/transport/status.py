@@ -20,6 +20,7 @@ _CODES: tuple[tuple[type[errors.JourneysError], grpc.StatusCode], ...] = (
     (errors.RevokedApiKey, grpc.StatusCode.PERMISSION_DENIED),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
