@@ -1,3 +1,8 @@
+"""Fixtures. Every test that touches a database runs once per engine, SQLite and PostgreSQL:
+the ones using `stack` (and so `http`, `key`, `new_key`) or `database_url`/`engine`. Test ids
+carry the engine, and `-m sqlite` / `-m postgresql` selects one. A test that inspects SQLite
+itself (its files, pragmas, query plans) is marked `sqlite_only`."""
+
 from __future__ import annotations
 
 import uuid
@@ -8,15 +13,62 @@ import httpx
 import pytest
 from journeys.domain import Environment
 
+from scripts.pgcluster import Cluster
+from tests.postgres import throwaway_cluster
 from tests.support import Stack, migrate, running_stack
+
+ENGINES = [
+    pytest.param("sqlite", marks=pytest.mark.sqlite),
+    pytest.param("postgresql", marks=pytest.mark.postgresql),
+]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite: the test runs against SQLite")
+    config.addinivalue_line("markers", "postgresql: the test runs against PostgreSQL")
+    config.addinivalue_line("markers", "sqlite_only: the test inspects SQLite itself")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames:
+        sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("engine", ENGINES[:1] if sqlite_only else ENGINES)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("sqlite_only"):
+            item.add_marker(pytest.mark.sqlite)
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The real service (grpc.aio + Envoy) on a real SQLite file, shared by a worker's tests.
-    Tests isolate themselves by using partners of their own."""
-    database = Path(tmp_path_factory.mktemp("db")) / "journeys.db"
-    url = f"sqlite+aiosqlite:///{database}"
+def postgres() -> Iterator[Cluster]:
+    """A throw-away PostgreSQL cluster for this test process, started on first use."""
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+def _new_database(request: pytest.FixtureRequest, engine: str, directory: Path) -> str:
+    if engine == "sqlite":
+        return f"sqlite+aiosqlite:///{directory / 'journeys.db'}"
+    cluster: Cluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"test_{uuid.uuid4().hex}")
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, engine: str, tmp_path: Path) -> str:
+    """A new, empty (not migrated) database of this test's own, on each engine in turn
+    (`engine` is parametrized by `pytest_generate_tests`)."""
+    return _new_database(request, engine, tmp_path)
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The real service (grpc.aio + Envoy) on a real database, shared by a worker's tests; once
+    on SQLite, once on PostgreSQL. Tests isolate themselves by using partners of their own."""
+    url = _new_database(request, request.param, tmp_path_factory.mktemp("db"))
     migrate(url)
     with running_stack(url) as running:
         yield running

@@ -14,10 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from journeys.domain import Environment, utc_now
 from journeys.storage.database import Database
 from journeys.usecases.auth import create_key
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 BIN = Path(sys.executable).parent
 READY_LINE = "journeys is ready"
@@ -55,6 +59,10 @@ class Stack:
     def env(self) -> dict[str, str]:
         return stack_env(self.database_url, self.http_port, self.grpc_port, self.admin_port)
 
+    @property
+    def engine(self) -> str:
+        return engine_of(self.database_url)
+
     def log_text(self) -> str:
         return "".join(self.output)
 
@@ -72,6 +80,13 @@ def stack_env(database_url: str, http_port: int, grpc_port: int, admin_port: int
         "JOURNEYS_SHUTDOWN_GRACE": "5",
         # Tests run the analytics job explicitly, at instants they choose.
         "JOURNEYS_ANALYTICS_INTERVAL": "0",
+        # Tests send bursts from one key on purpose; the limiter has tests of its own.
+        "JOURNEYS_RATE_LIMIT": "0",
+        # Many servers run at once: metrics (a port each) stay off unless a test turns them
+        # on, and logs are text for tests to search (tests/ecosystem checks serve's default,
+        # JSON, and the metrics).
+        "JOURNEYS_METRICS_PORT": "0",
+        "JOURNEYS_LOG_FORMAT": "text",
     }
 
 
@@ -102,6 +117,30 @@ def new_key(database_url: str, partner: str, environment: Environment = Environm
             await database.dispose()
 
     return asyncio.run(create())
+
+
+def engine_of(database_url: str) -> str:
+    """`sqlite` or `postgresql`."""
+    return make_url(database_url).get_backend_name()
+
+
+def sql(database_url: str, *statements: str) -> list[tuple[Any, ...]]:
+    """Runs raw SQL statements in one transaction, outside the service; returns the rows of
+    the last one (none if it returns no rows)."""
+
+    async def run() -> list[tuple[Any, ...]]:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.begin() as connection:
+                rows: list[tuple[Any, ...]] = []
+                for statement in statements:
+                    result = await connection.execute(text(statement))
+                    rows = [tuple(row) for row in result] if result.returns_rows else []
+                return rows
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 @contextmanager

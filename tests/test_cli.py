@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.support import journeys, migrate
 
@@ -15,10 +16,9 @@ KEY = re.compile(r"pk_(test|live)_[0-9a-f]{32}")
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
-    migrate(url)
-    return {**os.environ, "JOURNEYS_DATABASE_URL": url}
+def env(database_url: str) -> dict[str, str]:
+    migrate(database_url)
+    return {**os.environ, "JOURNEYS_DATABASE_URL": database_url}
 
 
 def test_create_prints_the_key_alone_on_the_last_line(env: dict[str, str]) -> None:
@@ -65,13 +65,15 @@ def test_revoke_rejects_something_that_is_not_a_key(env: dict[str, str]) -> None
     assert "full key or its display prefix" in result.stderr
 
 
-def test_the_database_holds_only_key_digests(env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.sqlite_only  # reads the database's files
+def test_the_database_holds_only_key_digests(env: dict[str, str]) -> None:
     full = journeys(
         "keys", "create", "--partner", "acme", "--environment", "test", env=env
     ).stdout.splitlines()[-1]
 
-    raw = b"".join(path.read_bytes() for path in tmp_path.glob("cli.db*"))
-    with sqlite3.connect(tmp_path / "cli.db") as db:
+    database = Path(str(make_url(env["JOURNEYS_DATABASE_URL"]).database))
+    raw = b"".join(path.read_bytes() for path in database.parent.glob(database.name + "*"))
+    with sqlite3.connect(database) as db:
         stored = db.execute("SELECT key_digest, display_prefix FROM api_keys").fetchall()
 
     assert full.encode() not in raw

@@ -19,7 +19,7 @@ from journeys.domain import Category, Environment, NewEvent, Tenant, UserChanges
 from journeys.storage.database import Database
 from journeys.usecases.analytics import LEASE_NAME, AnalyticsJob
 
-from tests.support import BIN, migrate, new_key, running_stack, stack_env
+from tests.support import BIN, migrate, new_key, running_stack, sql, stack_env
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -68,6 +68,7 @@ async def _populate(
     return tenant
 
 
+@pytest.mark.sqlite_only  # copies a migrated SQLite file per example and reads it directly
 @settings(
     max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -123,12 +124,9 @@ def _sqlite_time(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(sep=" ") + ".000000"
 
 
-async def test_a_run_that_finds_the_lease_taken_waits_or_skips(
-    tmp_path: Path, template: Path
-) -> None:
-    path = tmp_path / "lease.db"
-    shutil.copy(template, path)
-    database = Database(f"sqlite+aiosqlite:///{path}")
+async def test_a_run_that_finds_the_lease_taken_waits_or_skips(database_url: str) -> None:
+    migrate(database_url)
+    database = Database(database_url)
     try:
         await _populate(database, [[(Category.GAME_PLAY, 1, 5, True)]])
         async with database.transaction(write=True) as tx:
@@ -148,8 +146,8 @@ async def test_a_run_that_finds_the_lease_taken_waits_or_skips(
         await database.dispose()
 
 
-def test_two_cli_runs_at_once_never_generate_together(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'two.db'}"
+def test_two_cli_runs_at_once_never_generate_together(database_url: str) -> None:
+    url = database_url
     migrate(url)
 
     async def seed() -> None:
@@ -174,11 +172,11 @@ def test_two_cli_runs_at_once_never_generate_together(tmp_path: Path) -> None:
     outputs = [run.communicate(timeout=120)[0] for run in runs]
 
     assert [run.returncode for run in runs] == [0, 0]
-    with sqlite3.connect(tmp_path / "two.db") as db:
-        intervals = db.execute(
-            "SELECT started_at, finished_at, offers_created FROM analytics_runs ORDER BY started_at"
-        ).fetchall()
-        active = db.execute("SELECT count(*) FROM offers WHERE status = 'active'").fetchone()[0]
+    intervals = sql(
+        url,
+        "SELECT started_at, finished_at, offers_created FROM analytics_runs ORDER BY started_at",
+    )
+    [(active,)] = sql(url, "SELECT count(*) FROM offers WHERE status = 'active'")
     assert len(intervals) == 2
     (_, first_end, first_created), (second_start, _, second_created) = intervals
     assert second_start >= first_end, "the second run started after the first finished"
@@ -187,8 +185,8 @@ def test_two_cli_runs_at_once_never_generate_together(tmp_path: Path) -> None:
     assert all("3000 users scanned" in output for output in outputs)
 
 
-def test_serve_runs_the_job_on_its_schedule(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'scheduled.db'}"
+def test_serve_runs_the_job_on_its_schedule(database_url: str) -> None:
+    url = database_url
     migrate(url)
     key = new_key(url, "scheduled")
     with (

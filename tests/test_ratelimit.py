@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from journeys.ratelimit import RateLimiter, retry_after_seconds
 
 

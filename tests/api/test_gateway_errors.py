@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from journeys.config import Settings
 from journeys.gateway import envoy_binary, render_config
 
 from tests.api.rest import error, headers
-from tests.support import free_port, migrate, new_key, running_stack
+from tests.support import free_port, migrate, new_key, running_stack, sql
 
 
 def test_unknown_path_is_not_found(http: httpx.Client, key: str) -> None:
@@ -77,15 +76,19 @@ def _wait_ready(url: str, timeout: float = 30) -> None:
     raise AssertionError(f"{url} not ready")
 
 
-def test_unexpected_failure_is_a_generic_500_logged_with_request_id(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'broken.db'}"
+MISSING_TABLE = {"sqlite": "no such table: users", "postgresql": 'relation "users" does not exist'}
+
+
+def test_unexpected_failure_is_a_generic_500_logged_with_request_id(
+    database_url: str, engine: str
+) -> None:
+    url = database_url
     migrate(url)
     key = new_key(url, "broken")
     with running_stack(url) as stack:
         # Storage fails under the running server: the profile table is gone.
-        with sqlite3.connect(tmp_path / "broken.db") as db:
-            db.execute("DROP TABLE offers")
-            db.execute("DROP TABLE users")
+        cascade = " CASCADE" if engine == "postgresql" else ""  # SQLite checks no references
+        sql(url, "DROP TABLE offers", f"DROP TABLE users{cascade}")
 
         tracked = httpx.post(
             f"{stack.base_url}/v1/user-journeys/users",
@@ -100,8 +103,11 @@ def test_unexpected_failure_is_a_generic_500_logged_with_request_id(tmp_path: Pa
         error(tracked, 500, "Failed to track user")
         error(fetched, 500, "Internal server error")
         assert "users" not in tracked.text + fetched.text
-        time.sleep(0.5)
+        # The server's log reaches us through a pipe: wait (bounded) for both lines.
+        deadline = time.monotonic() + 15
+        while "req-broken-2" not in stack.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
         log = stack.log_text()
         assert "request id req-broken-1" in log
         assert "request id req-broken-2" in log
-        assert "no such table: users" in log, "the cause is logged for operators"
+        assert MISSING_TABLE[engine] in log, "the cause is logged for operators"

@@ -370,7 +370,6 @@ def _offer_ids(stack: Stack, key: str, external_id: str) -> list[str]:
     """Offer ids of a user whatever their status, read over gRPC-free SQL (GET offers shows
     only active, unexpired ones)."""
 
-
     async def read() -> list[str]:
         database = Database(stack.database_url)
         try:

@@ -20,8 +20,8 @@ from tests.support import BIN, READY_LINE, free_port, migrate, new_key, running_
 BATCH = 200
 
 
-def test_kill_9_during_batches_loses_no_acknowledged_write(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
+def test_kill_9_during_batches_loses_no_acknowledged_write(database_url: str) -> None:
+    url = database_url
     migrate(url)
     key = new_key(url, "crash")
     acknowledged: list[str] = []

@@ -117,6 +117,8 @@ class TenantStore:
         await self._connection.execute(statement)
 
     async def get_user(self, external_id: str) -> UserRecord | None:
+        if "\x00" in external_id:  # stored ids never hold one; PostgreSQL text cannot hold one
+            return None
         row = (
             await self._connection.execute(
                 select(users).where(self._scoped(users), users.c.external_id == external_id)
@@ -502,7 +504,8 @@ class TenantStore:
                     "score": item.engagement_score,
                     "churn": item.churn_risk_score,
                 }
-                for item in computed
+                # Profiles are locked in id order, as `record_events` does (no deadlock).
+                for item in sorted(computed, key=lambda item: item.user_id)
             ],
         )
 
