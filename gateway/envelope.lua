@@ -54,8 +54,279 @@ local function json_string_value(raw, key)
   end
 end
 
+-- Request headers (without the path) that fit grpc.aio's 8 KiB metadata limit together with
+-- what Envoy adds.
+local MAX_HEADERS_BYTES = 7168
+
+-- The timeline's `page` and `limit` are the only query parameters of the REST API.
+local TIMELINE_PATH = "^/v1/user%-journeys/users/[^/]*/timeline/?$"
+
+-- True when `s` is well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+local function valid_utf8(s)
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local size, low, high = 1, 0x80, 0xBF
+    if c >= 0xC2 and c <= 0xDF then
+      size = 2
+    elseif c >= 0xE0 and c <= 0xEF then
+      size = 3
+      if c == 0xE0 then low = 0xA0 elseif c == 0xED then high = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      size = 4
+      if c == 0xF0 then low = 0x90 elseif c == 0xF4 then high = 0x8F end
+    elseif c >= 0x80 then
+      return false
+    end
+    for k = 1, size - 1 do
+      local b = s:byte(i + k)
+      if b == nil or b < low or b > high then
+        return false
+      end
+      low, high = 0x80, 0xBF
+    end
+    i = i + size
+  end
+  return true
+end
+
+local function percent_decoded(s)
+  return (s:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
+-- Strict JSON (RFC 8259) for REST request bodies. The transcoder's parser is lenient: it
+-- takes single quotes, bare keys, trailing commas and unknown escapes, reads a lone object
+-- as a list of one and drops or flattens items of a repeated field, which would shift
+-- POST /track's result indexes. A body it cannot be trusted with is `Invalid request body`.
+local MAX_BODY_CHECKED = 1048576
+local MAX_DEPTH = 100
+
+local function skip_space(s, i)
+  return s:find("[^ \t\n\r]", i) or #s + 1
+end
+
+-- Index after the string starting at s[i] (a quote), or nil.
+local function scan_string(s, i)
+  i = i + 1
+  while true do
+    local j = s:find('["\\%z\1-\31]', i)
+    if j == nil then
+      return nil
+    end
+    local c = s:byte(j)
+    if c == 34 then
+      return j + 1
+    end
+    if c ~= 92 then
+      return nil -- an unescaped control character
+    end
+    local escape = s:sub(j + 1, j + 1)
+    if escape == "u" then
+      if not s:find("^%x%x%x%x", j + 2) then
+        return nil
+      end
+      i = j + 6
+    elseif escape ~= "" and ('"\\/bfnrt'):find(escape, 1, true) then
+      i = j + 2
+    else
+      return nil
+    end
+  end
+end
+
+local function scan_number(s, i)
+  local j = i
+  if s:sub(j, j) == "-" then
+    j = j + 1
+  end
+  if s:sub(j, j) == "0" then
+    j = j + 1
+  else
+    local _, last = s:find("^[1-9]%d*", j)
+    if last == nil then
+      return nil
+    end
+    j = last + 1
+  end
+  if s:sub(j, j) == "." then
+    local _, last = s:find("^%d+", j + 1)
+    if last == nil then
+      return nil
+    end
+    j = last + 1
+  end
+  local e = s:sub(j, j)
+  if e == "e" or e == "E" then
+    local _, last = s:find("^[+-]?%d+", j + 1)
+    if last == nil then
+      return nil
+    end
+    j = last + 1
+  end
+  return j
+end
+
+-- Scans the value at s[i]: returns the index after it and its kind ("object", "array",
+-- "string", "number", "literal"), or nil. `members(key, kind, start)` sees the members of
+-- this value when it is an object; `items(kind)` the items when it is an array.
+local scan_value
+scan_value = function(s, i, depth, members, items)
+  local c = s:sub(i, i)
+  if c == "{" or c == "[" then
+    if depth >= MAX_DEPTH then
+      return nil
+    end
+    local close = c == "{" and "}" or "]"
+    local kind = c == "{" and "object" or "array"
+    i = skip_space(s, i + 1)
+    if s:sub(i, i) == close then
+      return i + 1, kind
+    end
+    while true do
+      local key = nil
+      if kind == "object" then
+        if s:sub(i, i) ~= '"' then
+          return nil
+        end
+        local after = scan_string(s, i)
+        if after == nil then
+          return nil
+        end
+        key = s:sub(i + 1, after - 2)
+        i = skip_space(s, after)
+        if s:sub(i, i) ~= ":" then
+          return nil
+        end
+        i = skip_space(s, i + 1)
+      end
+      local start, item = i, nil
+      i, item = scan_value(s, i, depth + 1)
+      if i == nil then
+        return nil
+      end
+      if key ~= nil and members ~= nil then
+        members(key, item, start)
+      elseif key == nil and items ~= nil then
+        items(item)
+      end
+      i = skip_space(s, i)
+      local separator = s:sub(i, i)
+      if separator == close then
+        return i + 1, kind
+      end
+      if separator ~= "," then
+        return nil
+      end
+      i = skip_space(s, i + 1)
+    end
+  elseif c == '"' then
+    local after = scan_string(s, i)
+    return after, after and "string"
+  elseif c == "-" or c:find("%d") then
+    local after = scan_number(s, i)
+    return after, after and "number"
+  end
+  for _, literal in ipairs({ "true", "false", "null" }) do
+    if s:sub(i, i + #literal - 1) == literal then
+      return i + #literal, "literal"
+    end
+  end
+  return nil
+end
+
+-- True when `raw` is one strict JSON object whose repeated field `events` (POST /track), if
+-- present, is an array of objects.
+local function trustworthy_body(raw)
+  local shape_ok = true
+  local function check_events(kind)
+    if kind ~= "object" then
+      shape_ok = false
+    end
+  end
+  local function members(key, kind, start)
+    if key == "events" then
+      if kind ~= "array" then
+        shape_ok = false
+      else
+        scan_value(raw, start, 1, nil, check_events)
+      end
+    end
+  end
+  local i = skip_space(raw, 1)
+  if raw:sub(i, i) ~= "{" then
+    return false
+  end
+  local after = scan_value(raw, i, 0, members)
+  return after ~= nil and skip_space(raw, after) > #raw and shape_ok
+end
+
 function envoy_on_request(request_handle)
-  local path = request_handle:headers():get(":path") or ""
+  local headers = request_handle:headers()
+  local path = headers:get(":path") or ""
+  if (headers:get("content-type") or ""):sub(1, 16) ~= "application/grpc" then
+    -- Every header reaches grpc.aio as metadata. Over its 8 KiB limit it refuses the call
+    -- (a misleading 429); gRPC's own headers (`grpc-timeout: 1n`, `grpc-encoding: x`) and
+    -- binary `-bin` metadata that is not base64 fail it (5xx). None of them is REST's.
+    local size, drop = 0, {}
+    for name, value in pairs(headers) do
+      if name ~= ":path" then
+        size = size + #name + #value + 32
+      end
+      if name:sub(1, 5) == "grpc-" or name:sub(-4) == "-bin" then
+        drop[#drop + 1] = name
+      end
+    end
+    if size > MAX_HEADERS_BYTES then
+      request_handle:respond(
+        {[":status"] = "431", ["content-type"] = "application/json"},
+        '{"message":"Request headers too large","code":431,"status":"error"}')
+      return
+    end
+    for _, name in ipairs(drop) do
+      headers:remove(name)
+    end
+    local base, query = path:match("^([^?]*)%??(.*)$")
+    -- The transcoder binds any query parameter to a request field of the same name
+    -- (`?displayName=` on POST /users, `?events.externalId=` on POST /track, `?externalId=`
+    -- over the path's id): drop every query parameter the API does not define.
+    local kept = {}
+    if base:find(TIMELINE_PATH) then
+      for pair in query:gmatch("[^&]+") do
+        local name = pair:match("^[^=]*")
+        if name == "page" or name == "limit" then
+          kept[#kept + 1] = pair
+        end
+      end
+    end
+    -- A path id that is not UTF-8 once decoded (`%FF`) is no valid protobuf string (the
+    -- service could not even parse the call), and no id holds NUL (`%00`): escape the `%`s
+    -- so the id arrives as literal text, which is never a valid id (404 like any unknown id).
+    local decoded = percent_decoded(base)
+    if decoded:find("%z") or not valid_utf8(decoded) then
+      base = base:gsub("%%", "%%25")
+    end
+    local rewritten = base
+    if #kept > 0 then
+      rewritten = base .. "?" .. table.concat(kept, "&")
+    end
+    if rewritten ~= path then
+      headers:replace(":path", rewritten)
+      path = rewritten
+    end
+    local length = tonumber(headers:get("content-length") or "")
+    -- Bodies over the limit are left to the buffer filter's 413.
+    if headers:get(":method") == "POST" and (length == nil or (length > 0 and length <= MAX_BODY_CHECKED)) then
+      local body = request_handle:body()
+      if body ~= nil and body:length() > 0 and body:length() <= MAX_BODY_CHECKED then
+        if not trustworthy_body(body:getBytes(0, body:length())) then
+          request_handle:respond(
+            {[":status"] = "400", ["content-type"] = "application/json"},
+            '{"message":"Invalid request body","code":400,"status":"error"}')
+          return
+        end
+      end
+    end
+  end
   local offers = path:find("/offers", 1, true) ~= nil
   request_handle:streamInfo():dynamicMetadata():set("journeys", "offers", offers)
 end
@@ -95,7 +366,9 @@ function envoy_on_response(response_handle)
     out = '{"status":"success","data":' .. raw .. "}"
   else
     local message = nil
-    if raw:find(SERVICE_ERROR_MARK, 1, true) then
+    -- Only a transcoded gRPC status is JSON: Envoy's own replies are text/plain and may echo
+    -- client input (a bad `?page=` value), which must never become the message.
+    if content_type:sub(1, 16) == "application/json" and raw:find(SERVICE_ERROR_MARK, 1, true) then
       message = json_string_value(raw, "message")
     end
     message = message or GENERIC_MESSAGES[status] or "Request failed"

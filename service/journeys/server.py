@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
-from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from journeys.observability import RequestObserver
 from journeys.ratelimit import RateLimiter
-from journeys.transport.servicer import UserJourneysServicer
+from journeys.transport.servicer import UserJourneysServicer, add_to_server
 from journeys.usecases import Journeys
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["UserJourneysService"].full_name
@@ -25,10 +25,9 @@ class GrpcServer:
         self, journeys: Journeys, host: str, port: int, limiter: RateLimiter | None = None
     ) -> None:
         self.address = f"{host}:{port}"
-        self._server = grpc.aio.server(options=_OPTIONS)
-        pb_grpc.add_UserJourneysServiceServicer_to_server(
-            UserJourneysServicer(journeys, limiter), self._server
-        )
+        # Metrics, request ids and the per-call log line for every call.
+        self._server = grpc.aio.server(interceptors=[RequestObserver()], options=_OPTIONS)
+        add_to_server(UserJourneysServicer(journeys, limiter), self._server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(

@@ -46,11 +46,13 @@ def user_changes(raw: UserChanges) -> UserChanges:
     country = raw.country
     if country is not None:
         _no_nul("country", country)
-        country = country.upper()
-        if country and not _COUNTRY.fullmatch(country):
+        # ASCII only: str.upper() would turn "ß" into "SS" and "ﬀ" into "FF".
+        upper = country.upper() if country.isascii() else country
+        if country and not _COUNTRY.fullmatch(upper):
             raise InvalidArgument.field(
                 "country", "country must be an ISO 3166-1 alpha-2 code such as NG, US or GB"
             )
+        country = upper
     for field, value in (
         ("displayName", raw.display_name),
         ("email", raw.email),
@@ -186,7 +188,12 @@ def occurred_at(value: str, now: datetime) -> datetime:
             "occurredAt", "occurredAt must be an RFC 3339 timestamp such as 2025-01-15T10:30:00Z"
         )
     # The API's resolution is whole seconds.
-    parsed = parsed.astimezone(UTC).replace(microsecond=0)
+    try:
+        parsed = parsed.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:  # an offset moves 0001-01-01 or 9999-12-31 out of range
+        raise InvalidArgument.field(
+            "occurredAt", "occurredAt must be an RFC 3339 timestamp such as 2025-01-15T10:30:00Z"
+        ) from None
     if parsed > now + FUTURE_TOLERANCE:
         raise InvalidArgument.field(
             "occurredAt", "occurredAt must not be more than 5 minutes in the future"

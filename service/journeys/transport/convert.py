@@ -16,6 +16,7 @@ from journeys.domain import (
     UserChanges,
     UserView,
 )
+from journeys.errors import InvalidArgument
 
 _OptionalField = Literal["display_name", "email", "phone", "country", "device", "source"]
 
@@ -33,8 +34,10 @@ def user_changes(request: user_journeys_service_pb2.TrackUserRequest) -> UserCha
         country=sent("country"),
         device=sent("device"),
         source=sent("source"),
-        tags=struct_to_dict(request.tags) if request.HasField("tags") else None,
-        metadata=struct_to_dict(request.metadata) if request.HasField("metadata") else None,
+        tags=struct_to_dict(request.tags, "tags") if request.HasField("tags") else None,
+        metadata=(
+            struct_to_dict(request.metadata, "metadata") if request.HasField("metadata") else None
+        ),
     )
 
 
@@ -101,7 +104,9 @@ def event_input(message: event_pb2.EventInput) -> EventInput:
         points=message.points,
         occurred_at=message.occurred_at,
         message_id=message.message_id,
-        metadata=struct_to_dict(message.metadata) if message.HasField("metadata") else None,
+        metadata=(
+            struct_to_dict(message.metadata, "metadata") if message.HasField("metadata") else None
+        ),
     )
 
 
@@ -145,8 +150,13 @@ def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     return message
 
 
-def struct_to_dict(message: struct_pb2.Struct) -> JsonObject:
-    result: Any = json_format.MessageToDict(message)
+def struct_to_dict(message: struct_pb2.Struct, field: str) -> JsonObject:
+    """The Struct as plain JSON data. A gRPC client can put NaN or infinity in a Struct; JSON
+    has no such numbers, so they are the client's error."""
+    try:
+        result: Any = json_format.MessageToDict(message)
+    except ValueError:
+        raise InvalidArgument.field(field, f"{field} numbers must be finite") from None
     return dict(result)
 
 

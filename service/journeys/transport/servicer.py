@@ -12,8 +12,11 @@ import grpc
 from gamifyhost.userjourneys.v1 import event_pb2, user_pb2
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
+from google.protobuf import message_factory
+from google.protobuf.message import DecodeError
 
-from journeys.errors import JourneysError, RateLimited
+from journeys import observability
+from journeys.errors import InvalidArgument, JourneysError, RateLimited
 from journeys.ratelimit import RateLimiter, retry_after_seconds
 from journeys.transport import convert, status
 from journeys.usecases import Journeys
@@ -32,6 +35,43 @@ Handler = Callable[
 ]
 
 
+#: Stands in for a request whose bytes are no valid protobuf message, so the handler's error
+#: mapping can answer INVALID_ARGUMENT (grpc.aio itself would answer UNKNOWN with the
+#: parser's text).
+UNDECODABLE: Any = object()
+
+
+def add_to_server(servicer: UserJourneysServicer, server: grpc.aio.Server) -> None:
+    """Registers the service like the generated `add_…_to_server`, with request decoding
+    that never fails inside grpc.aio."""
+    service = pb.DESCRIPTOR.services_by_name["UserJourneysService"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=_tolerant_decoder(
+                message_factory.GetMessageClass(method.input_type)
+            ),
+            response_serializer=message_factory.GetMessageClass(
+                method.output_type
+            ).SerializeToString,
+        )
+        for method in service.methods
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+
+
+def _tolerant_decoder(message_class: Any) -> Callable[[bytes], Any]:
+    def decode(raw: bytes) -> Any:
+        try:
+            return message_class.FromString(raw)
+        except DecodeError:
+            return UNDECODABLE
+
+    return decode
+
+
 def _rpc(
     failure_message: str = GENERIC_FAILURE,
 ) -> Callable[[Handler[Servicer, Request, Response]], Handler[Servicer, Request, Response]]:
@@ -48,6 +88,8 @@ def _rpc(
             trailers: list[tuple[str, str | bytes]] = []
             try:
                 self._admit(context)
+                if request is UNDECODABLE:
+                    raise InvalidArgument
                 return await handler(self, request, context)
             except JourneysError as error:
                 code, rich = status.for_error(error)
@@ -84,7 +126,12 @@ def _metadata(context: grpc.aio.ServicerContext[Request, Response], key: str) ->
 
 
 def _request_id(context: grpc.aio.ServicerContext[Request, Response]) -> str:
-    return _metadata(context, REQUEST_ID_METADATA) or f"local-{uuid.uuid4()}"
+    # The interceptor's id, so this line and the call's log line carry the same one.
+    return (
+        observability.current_request_id()
+        or _metadata(context, REQUEST_ID_METADATA)
+        or f"local-{uuid.uuid4()}"
+    )
 
 
 class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
@@ -140,10 +187,11 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         request: pb.TrackEventRequest,
         context: grpc.aio.ServicerContext[pb.TrackEventRequest, pb.TrackEventResponse],
     ) -> pb.TrackEventResponse:
-        event = await self._journeys.track_event(
+        stored = await self._journeys.track_event(
             _metadata(context, API_KEY_METADATA), convert.event_input(request.event)
         )
-        return pb.TrackEventResponse(event=convert.event(event))
+        observability.events_tracked(accepted=int(stored.is_new), duplicates=int(not stored.is_new))
+        return pb.TrackEventResponse(event=convert.event(stored.event))
 
     @_rpc()
     async def TrackEvents(
@@ -154,6 +202,11 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         outcome = await self._journeys.track_events(
             _metadata(context, API_KEY_METADATA),
             [convert.event_input(item) for item in request.events],
+        )
+        observability.events_tracked(
+            accepted=outcome.count("accepted"),
+            duplicates=outcome.count("duplicate"),
+            rejected=outcome.count("rejected"),
         )
         return pb.TrackEventsResponse(
             accepted=outcome.count("accepted"),

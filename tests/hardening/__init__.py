@@ -1,0 +1,2 @@
+"""Hardening: property-based fuzzing and the tenant-isolation matrix, through the real Envoy,
+server and database."""
