@@ -25,6 +25,10 @@ class Settings:
     envoy_concurrency: int = 1
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+    #: `json` or `text`; empty: JSON for `journeys serve`, text for the other commands.
+    log_format: str = ""
+    #: Prometheus metrics of `journeys serve` on 127.0.0.1; 0 turns the endpoint off.
+    metrics_port: int = 9464
     #: Seconds between scheduled analytics runs inside `journeys serve`; 0 turns them off.
     analytics_interval: float = 900.0
     #: Requests a second per API key (token bucket refill); 0 turns rate limiting off.
@@ -46,12 +50,21 @@ class Settings:
                 env, "JOURNEYS_SHUTDOWN_GRACE", defaults.shutdown_grace_seconds
             ),
             log_level=(env.get("JOURNEYS_LOG_LEVEL") or defaults.log_level).upper(),
+            log_format=_choice(env, "JOURNEYS_LOG_FORMAT", ("json", "text")),
+            metrics_port=_int(env, "JOURNEYS_METRICS_PORT", defaults.metrics_port),
             analytics_interval=_float(
                 env, "JOURNEYS_ANALYTICS_INTERVAL", defaults.analytics_interval
             ),
             rate_limit=_float(env, "JOURNEYS_RATE_LIMIT", defaults.rate_limit),
             rate_burst=_float(env, "JOURNEYS_RATE_BURST", defaults.rate_burst),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if raw and raw not in choices:
+        raise SystemExit(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

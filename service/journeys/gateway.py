@@ -21,6 +21,7 @@ GATEWAY_DIR = REPO_ROOT / "gateway"
 TEMPLATE = GATEWAY_DIR / "envoy.yaml.tmpl"
 LUA_FILTER = GATEWAY_DIR / "envelope.lua"
 DESCRIPTOR = GATEWAY_DIR / "build" / "user_journeys.binpb"
+OPENAPI_DOCUMENT = GATEWAY_DIR / "build" / "openapi.json"
 
 
 def render_config(settings: Settings, upstreams: Sequence[tuple[str, int]]) -> str:
@@ -33,6 +34,7 @@ def render_config(settings: Settings, upstreams: Sequence[tuple[str, int]]) -> s
         http_port=settings.http_port,
         admin_port=settings.admin_port,
         descriptor=json.dumps(str(DESCRIPTOR)),
+        openapi_document=json.dumps(str(OPENAPI_DOCUMENT)),
         lua_filter=json.dumps(str(LUA_FILTER)),
         upstream_endpoints=json.dumps(endpoints),
     )
@@ -54,8 +56,9 @@ class Gateway:
         self._config_dir = tempfile.TemporaryDirectory(prefix="journeys-envoy-")
 
     async def start(self) -> None:
-        if not DESCRIPTOR.exists():
-            raise SystemExit(f"{DESCRIPTOR} is missing: run `make generate`")
+        for generated in (DESCRIPTOR, OPENAPI_DOCUMENT):
+            if not generated.exists():
+                raise SystemExit(f"{generated} is missing: run `make setup`")
         config = Path(self._config_dir.name) / "envoy.yaml"
         config.write_text(render_config(self._settings, self._upstreams))
         self._process = await asyncio.create_subprocess_exec(

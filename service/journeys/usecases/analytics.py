@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from journeys import catalogue, rules
+from journeys import catalogue, observability, rules
 from journeys.domain import ComputedSegments, NewOffer, Tenant, utc_now
 from journeys.rules import LifecycleStage
 from journeys.storage.database import Database
@@ -107,6 +107,7 @@ class AnalyticsJob:
 
     async def _finish(self, summary: RunSummary, status: str, started: float) -> None:
         summary.seconds = time.monotonic() - started
+        observability.analytics_run_finished(status, summary.seconds, summary.offers_created)
         async with self._db.transaction(write=True) as tx:
             await tx.jobs.finish_run(
                 summary.run_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from journeys import apikeys
+from journeys import apikeys, observability
 from journeys.domain import Environment, Tenant
 from journeys.errors import InvalidApiKey, MissingApiKey, RevokedApiKey
 from journeys.storage.key_store import KeyStore
@@ -19,6 +19,7 @@ async def authenticate(keys: KeyStore, presented: str | None) -> Tenant:
     key = await keys.find_by_digest(apikeys.digest(presented))
     if key is None:
         raise InvalidApiKey
+    observability.note_partner(key.partner_id)  # for the call's log line
     if key.revoked_at is not None:
         raise RevokedApiKey
     return Tenant(key.partner_id, key.environment)

@@ -14,6 +14,7 @@ from journeys.domain import (
     EventRecord,
     NewEvent,
     OfferRecord,
+    StoredEvent,
     UserChanges,
     UserRecord,
     UserView,
@@ -125,14 +126,15 @@ class Journeys:
             )
         return replace(offer, status="claimed", claimed_at=now)
 
-    async def track_event(self, api_key: str | None, raw: EventInput) -> EventRecord:
-        """Stores one event; a repeated `messageId` returns the original event."""
+    async def track_event(self, api_key: str | None, raw: EventInput) -> StoredEvent:
+        """Stores one event; a repeated `messageId` returns the original event (`is_new`
+        false)."""
         now = self._clock()
         async with self._db.transaction(write=True) as tx:
             store = tx.tenant(await authenticate(tx.keys, api_key))
             event = validation.new_event(raw, now)
             (stored,) = await store.record_events([event], now)
-            return stored.event
+            return stored
 
     async def track_events(self, api_key: str | None, raw: Sequence[EventInput]) -> BatchOutcome:
         """Stores every valid event of a batch in one transaction and reports every item."""

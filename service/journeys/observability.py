@@ -1,0 +1,287 @@
+"""Metrics and structured logs.
+
+- Prometheus metrics (prometheus-client), served by `journeys serve` on 127.0.0.1 at
+  `JOURNEYS_METRICS_PORT` (default 9464; 0 turns the endpoint off): gRPC requests and their
+  latency by method and status code, events ingested / duplicates / rejected, analytics runs
+  and the offers they generate.
+- One log line per unary gRPC call (`journeys.access`): request id (the `x-request-id` Envoy
+  sets, or a `local-…` id for direct gRPC calls), method, status code, latency in ms and the
+  partner id once the key is known. The key itself is never read here, so it cannot be logged.
+- Log lines as JSON objects (default for `journeys serve`) or text (`JOURNEYS_LOG_FORMAT`).
+  A line logged while a call is handled carries that call's request id.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+import grpc
+import prometheus_client
+from prometheus_client import Counter, Histogram
+
+REQUEST_ID_METADATA = "x-request-id"
+ACCESS_LOGGER = "journeys.access"
+LOG_FORMATS = ("json", "text")
+#: Calls logged at DEBUG only: Envoy health-checks every replica every few seconds.
+QUIET_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"})
+
+# No `*_created` series beside every counter and histogram: nothing here reads them.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+_LABELS = ("grpc_service", "grpc_method", "grpc_code")
+
+REQUESTS = Counter(
+    "grpc_server_handled",
+    "Unary gRPC calls completed, by service, method and status code.",
+    _LABELS,
+)
+LATENCY = Histogram(
+    "grpc_server_handling_seconds",
+    "Time to handle a unary gRPC call, by service, method and status code.",
+    _LABELS,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+EVENTS_INGESTED = Counter(
+    "journeys_events_ingested", "Events stored as new (POST /events and POST /track)."
+)
+EVENTS_DUPLICATES = Counter(
+    "journeys_events_duplicates", "Events not stored again: their messageId was already stored."
+)
+EVENTS_REJECTED = Counter(
+    "journeys_events_rejected", "Items of POST /track batches rejected by validation."
+)
+ANALYTICS_RUNS = Histogram(
+    "journeys_analytics_run_duration_seconds",
+    "Duration of analytics job runs in this process, by outcome (succeeded, failed).",
+    ("status",),
+    buckets=(0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0),
+)
+ANALYTICS_OFFERS = Counter(
+    "journeys_analytics_offers_generated", "Offers created by analytics job runs in this process."
+)
+
+
+# --- The call being handled -------------------------------------------------------------------
+
+
+@dataclass
+class RequestInfo:
+    request_id: str
+    partner_id: str | None = None
+
+
+_current: ContextVar[RequestInfo | None] = ContextVar("journeys_request", default=None)
+
+
+def current_request_id() -> str | None:
+    info = _current.get()
+    return info.request_id if info is not None else None
+
+
+def note_partner(partner_id: str) -> None:
+    """Called once the presented key has been resolved: the call's log line names the partner."""
+    info = _current.get()
+    if info is not None:
+        info.partner_id = partner_id
+
+
+# --- Counters the use cases feed --------------------------------------------------------------
+
+
+def events_tracked(*, accepted: int = 0, duplicates: int = 0, rejected: int = 0) -> None:
+    if accepted:
+        EVENTS_INGESTED.inc(accepted)
+    if duplicates:
+        EVENTS_DUPLICATES.inc(duplicates)
+    if rejected:
+        EVENTS_REJECTED.inc(rejected)
+
+
+def analytics_run_finished(status: str, seconds: float, offers_created: int) -> None:
+    ANALYTICS_RUNS.labels(status).observe(seconds)
+    if offers_created:
+        ANALYTICS_OFFERS.inc(offers_created)
+
+
+# --- The interceptor --------------------------------------------------------------------------
+
+
+class RequestObserver(grpc.aio.ServerInterceptor):
+    """Counts, times and logs every unary call, and gives it a request id and a place for its
+    partner id. Streaming calls (health Watch, reflection) pass through unobserved."""
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger(ACCESS_LOGGER)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if (
+            handler is None
+            or handler.request_streaming
+            or handler.response_streaming
+            or handler.unary_unary is None
+        ):
+            return handler
+        full_method: str = handler_call_details.method
+        service, _, method = full_method.lstrip("/").rpartition("/")
+        request_id = _metadata_value(
+            handler_call_details.invocation_metadata, REQUEST_ID_METADATA
+        ) or (f"local-{uuid.uuid4()}")
+        behavior: Callable[..., Any] = handler.unary_unary
+        level = logging.DEBUG if service in QUIET_SERVICES else logging.INFO
+
+        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            info = RequestInfo(request_id)
+            token = _current.set(info)
+            started = time.perf_counter()
+            failed = False
+            try:
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    result = await result
+                return result
+            except BaseException:
+                failed = True
+                raise
+            finally:
+                seconds = time.perf_counter() - started
+                code = _code(context, failed)
+                REQUESTS.labels(service, method, code).inc()
+                LATENCY.labels(service, method, code).observe(seconds)
+                if self._log.isEnabledFor(level):
+                    self._log.log(
+                        level,
+                        "%s %s %.1f ms",
+                        method,
+                        code,
+                        seconds * 1000,
+                        extra={
+                            "fields": {
+                                "request_id": request_id,
+                                "service": service,
+                                "method": method,
+                                "code": code,
+                                "latency_ms": round(seconds * 1000, 2),
+                                "partner_id": info.partner_id,
+                            }
+                        },
+                    )
+                _current.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            observed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _code(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):  # grpc.aio may hand back the numeric code
+        for status in grpc.StatusCode:
+            if status.value[0] == code:
+                return status.name
+    # No code set: a normal return is OK; an exception that set none is UNKNOWN to the client.
+    return "UNKNOWN" if failed else "OK"
+
+
+def _metadata_value(metadata: Sequence[tuple[str, str | bytes]] | None, key: str) -> str | None:
+    for name, value in metadata or ():
+        if name == key:
+            return value.decode(errors="replace") if isinstance(value, bytes) else value
+    return None
+
+
+# --- The metrics endpoint ---------------------------------------------------------------------
+
+
+class MetricsServer:
+    """Prometheus' text exposition at http://127.0.0.1:PORT/metrics, in a thread of its own."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        try:
+            self._server, self._thread = prometheus_client.start_http_server(port, addr=host)
+        except OSError as error:
+            raise SystemExit(
+                f"cannot serve metrics on {host}:{port} ({error.strerror}): set "
+                "JOURNEYS_METRICS_PORT to a free port (one per process), or 0 to turn it off"
+            ) from None
+        self.address = f"{host}:{self._server.server_port}"
+
+    def stop(self) -> None:
+        server: WSGIServer = self._server
+        server.shutdown()
+        server.server_close()
+        self._thread.join(timeout=5)
+
+
+# --- Logging ----------------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the record's `fields`, the
+    request id of the call being handled, and the traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        request_id = current_request_id()
+        if request_id is not None:
+            entry.setdefault("request_id", request_id)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL logger: message key=value …` with the same fields as the JSON lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = dict(getattr(record, "fields", None) or {})
+        request_id = current_request_id()
+        if request_id is not None:
+            fields.setdefault("request_id", request_id)
+        if not fields:
+            return text
+        pairs = " ".join(f"{name}={value}" for name, value in fields.items())
+        head, newline, rest = text.partition("\n")  # keep a traceback below the line
+        return f"{head} {pairs}{newline}{rest}"
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """Root logging to stderr in `log_format` (`json` or `text`) at `level`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -1,0 +1,226 @@
+"""The OpenAPI document: generated from the protos' google.api.http annotations, valid OpenAPI
+3.1, served by Envoy without a key and without an envelope, and true to the live API: every
+endpoint's answers, success and error, validate against it."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
+from google.api import annotations_pb2
+from journeys import openapi
+from journeys.gateway import DESCRIPTOR
+from journeys.gateway import OPENAPI_DOCUMENT as DOCUMENT
+from openapi_spec_validator import validate
+
+from tests.api.rest import error, headers, success
+from tests.conftest import KeyFactory
+from tests.ecosystem.contract import Contract, load
+from tests.support import Stack, journeys
+
+BASE = "/v1/user-journeys"
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return load()
+
+
+def test_the_built_document_is_current() -> None:
+    """`make` wrote it from the descriptor set it built; regenerating gives the same bytes."""
+    assert DOCUMENT.read_text() == openapi.render(openapi.generate(DESCRIPTOR.read_bytes()))
+
+
+def test_it_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+
+
+def test_every_http_annotation_is_an_operation_and_nothing_else(
+    document: dict[str, Any],
+) -> None:
+    service = pb.DESCRIPTOR.services_by_name["UserJourneysService"]
+    expected = {(openapi.DOCUMENT_PATH, "get", "GetOpenApiDocument")}
+    for method in service.methods:
+        rule = method.GetOptions().Extensions[annotations_pb2.http]
+        verb = rule.WhichOneof("pattern")
+        names = {field.name: field.json_name for field in method.input_type.fields}
+
+        def camel(match: re.Match[str], names: dict[str, str] = names) -> str:
+            return "{" + names[match.group(1)] + "}"
+
+        path = re.sub(r"\{(\w+)\}", camel, getattr(rule, verb))
+        expected.add((path, verb, method.name))
+    actual = {
+        (path, verb, operation["operationId"])
+        for path, item in document["paths"].items()
+        for verb, operation in item.items()
+    }
+    assert actual == expected
+
+
+def test_the_documented_shapes(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    assert document["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": document["components"]["securitySchemes"]["ApiKey"]["description"],
+    }
+    assert document["security"] == [{"ApiKey": []}]
+    assert document["paths"][openapi.DOCUMENT_PATH]["get"]["security"] == []
+    assert schemas["Error"]["required"] == ["message", "code", "status"]
+    # camelCase, in the documented order, with churnRiskScore after engagementScore.
+    user = list(schemas["User"]["properties"])
+    assert user[:4] == ["id", "partnerId", "externalId", "environment"]
+    assert user.index("churnRiskScore") == user.index("engagementScore") + 1
+    assert {"plays7d", "pointsEarned30d", "winRate"} <= set(user)
+    assert schemas["Offer"]["properties"]["claimedAt"]["anyOf"][1] == {"type": "null"}
+    assert schemas["TrackUserRequest"]["required"] == ["externalId"]
+    assert schemas["EventInput"]["required"] == ["externalId", "category", "eventType"]
+    timeline = document["paths"][f"{BASE}/users/{{externalId}}/timeline"]["get"]
+    assert [(p["name"], p["in"]) for p in timeline["parameters"]] == [
+        ("externalId", "path"),
+        ("page", "query"),
+        ("limit", "query"),
+    ]
+    envelope = document["paths"][f"{BASE}/users"]["post"]["responses"]["200"]["content"]
+    assert envelope["application/json"]["schema"]["properties"] == {
+        "status": {"const": "success"},
+        "data": {"$ref": "#/components/schemas/User"},
+    }
+
+
+def test_served_as_is_without_a_key(http: httpx.Client) -> None:
+    response = http.get(f"{BASE}/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.content == DOCUMENT.read_bytes(), "no envelope, not a byte changed"
+    with_key = http.get(f"{BASE}/openapi.json", headers={"X-API-Key": "pk_test_" + "0" * 32})
+    assert with_key.content == response.content
+    # Only GET: anything else is an unknown route, in the error envelope.
+    error(http.post(f"{BASE}/openapi.json", json={}), 404, "Not found")
+    error(http.get(f"{BASE}/openapi.yaml"), 404, "Not found")
+
+
+def test_live_answers_of_every_endpoint_match_the_document(
+    stack: Stack, http: httpx.Client, new_key: KeyFactory, document: dict[str, Any]
+) -> None:
+    contract = Contract(document)
+    check = contract.check
+    key = new_key()
+    auth = {"X-API-Key": key}
+
+    # POST /users
+    profile = {
+        "externalId": "user_12345",
+        "displayName": "Jane Doe",
+        "email": "jane@example.com",
+        "country": "NG",
+        "device": "mobile",
+        "source": "referral",
+        "tags": {"plan": "premium"},
+        "metadata": {"signupDate": "2025-01-15", "nested": {"n": [1, 2.5, None, True]}},
+    }
+    success(check(http.post(f"{BASE}/users", headers=headers(key), json=profile)))
+    success(check(http.post(f"{BASE}/users", headers=headers(key), json={"externalId": "bare"})))
+    invalid = {"externalId": "u", "phone": "1" * 21}
+    error(
+        check(http.post(f"{BASE}/users", headers=headers(key), json=invalid)),
+        400,
+        "Invalid request body: phone must be at most 20 characters",
+    )
+    malformed = http.post(f"{BASE}/users", headers=headers(key), content=b"{not json")
+    error(check(malformed), 400, "Invalid request body")
+    error(check(http.post(f"{BASE}/users", json=profile)), 401, "Missing X-API-Key header")
+    error(
+        check(http.post(f"{BASE}/users", headers=headers("pk_test_" + "f" * 32), json=profile)),
+        401,
+        "Invalid API key",
+    )
+    too_large = check(
+        http.post(
+            f"{BASE}/users",
+            headers=headers(key),
+            content=json.dumps({"externalId": "big", "displayName": "x" * (1 << 20)}),
+        )
+    )
+    error(too_large, 413, "Request body too large")
+
+    # POST /events
+    event = {
+        "externalId": "user_12345",
+        "category": "GAME_PLAY",
+        "eventType": "spin",
+        "points": 50,
+        "messageId": f"spin-{uuid.uuid4()}",
+        "metadata": {"won": True},
+    }
+    success(check(http.post(f"{BASE}/events", headers=headers(key), json=event)))
+    success(check(http.post(f"{BASE}/events", headers=headers(key), json=event)))  # duplicate
+    check(http.post(f"{BASE}/events", headers=headers(key), json={**event, "category": "NOPE"}))
+
+    # POST /track
+    batch = {
+        "events": [
+            {"externalId": "user_12345", "category": "CAMPAIGN", "eventType": "join"},
+            event,
+            {"externalId": "user_12345", "category": "POINTS", "eventType": "Bad Type"},
+            {"externalId": "new_user", "category": "CUSTOM", "eventType": "signup"},
+        ]
+    }
+    data = success(check(http.post(f"{BASE}/track", headers=headers(key), json=batch)))
+    assert (data["accepted"], data["duplicates"], data["rejected"]) == (2, 1, 1)
+    check(http.post(f"{BASE}/track", headers=headers(key), json={"events": []}))
+
+    # GET /users/{externalId}
+    success(check(http.get(f"{BASE}/users/user_12345", headers=auth)))
+    error(check(http.get(f"{BASE}/users/nobody", headers=auth)), 404, "User not found")
+
+    # GET /users/{externalId}/timeline
+    page = success(check(http.get(f"{BASE}/users/user_12345/timeline?limit=2", headers=auth)))
+    assert page["events"], page
+    check(http.get(f"{BASE}/users/user_12345/timeline?limit=0", headers=auth))
+    check(http.get(f"{BASE}/users/nobody/timeline", headers=auth))
+
+    # GET /users/{externalId}/offers and the claim, after the analytics job made some.
+    success(check(http.post(f"{BASE}/users", headers=headers(key), json={"externalId": "fresh"})))
+    assert success(check(http.get(f"{BASE}/users/fresh/offers", headers=auth))) == {"offers": []}
+    result = journeys("analytics", "run", env=stack.env())
+    assert result.returncode == 0, result.stderr
+    offers = success(check(http.get(f"{BASE}/users/fresh/offers", headers=auth)))["offers"]
+    assert offers, "a new user gets welcome offers"
+    assert all(offer["claimedAt"] is None for offer in offers)
+    claim = f"{BASE}/users/fresh/offers/{offers[0]['id']}/claim"
+    claimed = success(check(http.post(claim, headers=auth)))["offer"]
+    assert claimed["status"] == "claimed"
+    assert claimed["claimedAt"] is not None
+    error(check(http.post(claim, headers=auth)), 400, "Offer is no longer active")
+    error(
+        check(http.post(f"{BASE}/users/fresh/offers/{uuid.uuid4()}/claim", headers=auth)),
+        404,
+        "Offer not found",
+    )
+    check(http.get(f"{BASE}/users/nobody/offers", headers=auth))
+
+    # A revoked key.
+    revoked = new_key()
+    assert journeys("keys", "revoke", revoked, env=stack.env()).returncode == 0
+    error(
+        check(http.get(f"{BASE}/users/user_12345", headers={"X-API-Key": revoked})),
+        403,
+        "API key has been revoked",
+    )
+
+    # The document itself.
+    check(http.get(f"{BASE}/openapi.json"))
+
+    successes = {(method, path) for method, path, status in contract.checked if status == 200}
+    assert successes == contract.operations(), "every operation answered 200 at least once"
+    statuses = {status for _, _, status in contract.checked}
+    assert {200, 400, 401, 403, 404, 413} <= statuses
