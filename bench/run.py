@@ -1,0 +1,988 @@
+"""`make bench` / `make bench-quick`: every figure is a ratio to a baseline measured in the same
+run, next to the absolute numbers.
+
+    python -m bench [--quick] [--engines sqlite,postgresql]
+
+1. gRPC unary (GetOffers, GetUser, TrackEvent) straight to the grpc.aio server, against a no-op
+   grpc.aio server (bench/noop_server.py) driven the same way. Target >= 60 % of its req/s.
+2. The same calls as REST through Envoy, against Envoy in front of the no-op server.
+3. Batch ingest (TrackEvents, 500 events a call, 10 % duplicates) against the driver's own
+   executemany of the same rows in one transaction. Target >= 50 %, and >= 30k events/s on
+   SQLite.
+4. The analytics job over a generated population against one raw GROUP BY user_id over the
+   same events table. Target <= 3x; peak RSS flat and <= 1 GB at 1M users.
+
+Writes bench/results/latest.{md,json} and a timestamped copy of each (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import grpc
+from gamifyhost.userjourneys.v1 import event_pb2
+from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
+from journeys.config import Settings
+from journeys.gateway import envoy_binary, render_config
+from journeys.storage.types import UTCDateTime
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import make_url
+
+from bench import h2load
+from bench.noop_server import READY_LINE as NOOP_READY
+from bench.report import Row, write_report
+from scripts.pgcluster import Cluster, bindir
+from tests.postgres import throwaway_cluster
+from tests.support import BIN, Stack, free_port, migrate, new_key, running_stack, sql
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+SERVICE = "gamifyhost.userjourneys.v1.UserJourneysService"
+PARTNER = "seed"
+BATCH_SIZE = 500
+DUPLICATE_SHARE = 0.10
+RAW_SCAN_SQL = (
+    "SELECT user_id, count(*), "
+    "sum(CASE WHEN category = 'GAME_PLAY' THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN points > 0 THEN points ELSE 0 END), max(occurred_at) "
+    "FROM events GROUP BY user_id"
+)
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    users: int
+    events: int
+    load_seconds: float
+    warmup_seconds: float
+    ingest_batches: int
+
+    @property
+    def population(self) -> str:
+        return f"{_count(self.users)} users / {_count(self.events)} events"
+
+
+QUICK = Mode("quick", 100_000, 1_000_000, 1.5, 0.5, 40)
+FULL = Mode("full", 1_000_000, 10_000_000, 10.0, 2.0, 200)
+
+
+@dataclass
+class Engine:
+    """One database under test and the `journeys serve` running on it."""
+
+    name: str
+    url: str
+    key: str = ""
+    stack: Stack | None = None
+    postmaster: int | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="small population, short loads")
+    parser.add_argument(
+        "--engines",
+        default="sqlite,postgresql",
+        help="comma-separated; postgresql is skipped when it is not installed",
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated scenarios: grpc,rest,ingest,analytics"
+    )
+    parser.add_argument("--users", type=int, help="override the mode's population (smoke runs)")
+    parser.add_argument("--events", type=int, help="override the mode's population (smoke runs)")
+    args = parser.parse_args(argv)
+    mode = QUICK if args.quick else FULL
+    if args.users or args.events:
+        mode = dataclasses.replace(
+            mode, users=args.users or mode.users, events=args.events or mode.events
+        )
+    engines = [name for name in args.engines.split(",") if name]
+    only = {name for name in args.only.split(",") if name}
+    if "postgresql" in engines and bindir() is None:
+        print("PostgreSQL is not installed: benchmarking SQLite only", file=sys.stderr)
+        engines.remove("postgresql")
+    started = time.monotonic()
+    load_at_start = [round(value, 2) for value in os.getloadavg()]
+    rows: list[Row] = []
+    with (
+        contextlib.ExitStack() as cleanup,
+        tempfile.TemporaryDirectory(prefix="journeys-bench-") as scratch_dir,
+    ):
+        scratch = Path(scratch_dir)
+        databases = []
+        for name in engines:
+            if name == "sqlite":
+                url = f"sqlite+aiosqlite:///{scratch / 'bench.db'}"
+                databases.append(Engine(name, url))
+            else:
+                cluster = cleanup.enter_context(throwaway_cluster())
+                engine = Engine(name, cluster.create_database("bench"))
+                engine.postmaster = _postmaster_pid(cluster)
+                databases.append(engine)
+        # Populations are set up side by side (not measured against a target, only reported).
+        with ThreadPoolExecutor(max_workers=len(databases) or 1) as pool:
+            list(pool.map(lambda engine: _seed(engine, mode), databases))
+        for engine in databases:
+            engine.key = new_key(engine.url, PARTNER)
+        for engine in databases:
+            if not only or "analytics" in only:
+                rows += _analytics(engine, mode)
+            else:
+                _run_analytics_job(engine)  # offers for GetOffers
+        for engine in databases:
+            engine.stack = cleanup.enter_context(
+                running_stack(
+                    engine.url,
+                    env_overrides={
+                        # The limiter runs on every call, but one benchmark key must not be
+                        # throttled to the production default of 100 req/s.
+                        "JOURNEYS_RATE_LIMIT": "1000000000",
+                        "JOURNEYS_RATE_BURST": "1000000000",
+                    },
+                )
+            )
+        if not only or only & {"grpc", "rest"}:
+            rows += _unary(databases, mode, scratch, cleanup, only)
+        if not only or "ingest" in only:
+            for engine in databases:
+                rows += _ingest(engine, mode)
+        for engine in databases:
+            assert engine.stack is not None
+            engine.facts["server_peak_rss_mb"] = _peak_rss_mb(engine.stack.process.pid)
+    meta = {
+        "mode": mode.name,
+        "population": mode.population,
+        "engines": engines,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.monotonic() - started, 1),
+        "machine": {**_machine(), "load_average_at_start": load_at_start},
+        "facts": {engine.name: engine.facts for engine in databases},
+        "command": "make bench" if mode.name == "full" else "make bench-quick",
+    }
+    table = write_report(rows, meta, RESULTS)
+    print(table)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Population and the analytics job
+
+
+def _seed(engine: Engine, mode: Mode) -> None:
+    _log(f"[{engine.name}] migrating and seeding {mode.population} (bulk path)")
+    migrate(engine.url)
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            str(BIN / "journeys"),
+            "dev",
+            "seed-data",
+            "--bulk",
+            f"--users={mode.users}",
+            f"--events={mode.events}",
+            f"--partner={PARTNER}",
+        ],
+        env={**os.environ, "JOURNEYS_DATABASE_URL": engine.url},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"seeding failed:\n{result.stderr}")
+    seconds = time.monotonic() - started
+    engine.facts["seed_seconds"] = round(seconds, 1)
+    engine.facts["seed_events_per_second"] = round(mode.events / seconds)
+    _log(f"[{engine.name}] seeded in {seconds:.1f}s ({mode.events / seconds:,.0f} events/s)")
+
+
+def _analytics(engine: Engine, mode: Mode) -> list[Row]:
+    raw_seconds, groups = _raw_scan(engine)
+    _log(f"[{engine.name}] raw GROUP BY user_id: {raw_seconds:.2f}s ({groups} groups)")
+    job = _run_analytics_job(engine)
+    ratio = job["job_seconds"] / raw_seconds
+    _log(
+        f"[{engine.name}] analytics job: {job['job_seconds']:.2f}s, peak RSS "
+        f"{job['peak_rss_mb']:.0f} MB"
+    )
+    details = {**job, "raw_scan_seconds": raw_seconds, "raw_groups": groups}
+    return [
+        Row(
+            scenario="Analytics job",
+            call=mode.population,
+            engine=engine.name,
+            measured=f"{job['job_seconds']:.1f} s",
+            baseline=f"{raw_seconds:.2f} s raw GROUP BY",
+            ratio=ratio,
+            ratio_label=f"{ratio:.1f}x",
+            target="<= 3x",
+            met=ratio <= 3,
+            extra=f"{job['users_per_second']:,.0f} users/s",
+            details=details,
+        ),
+        Row(
+            scenario="Analytics peak RSS",
+            call=mode.population,
+            engine=engine.name,
+            measured=f"{job['peak_rss_mb']:.0f} MB",
+            baseline=f"{job['rss_first_quarter_mb']:.0f} MB in the first quarter",
+            ratio=job["peak_rss_mb"] / max(job["rss_first_quarter_mb"], 1),
+            ratio_label=f"{job['peak_rss_mb'] / max(job['rss_first_quarter_mb'], 1):.2f}x",
+            target="flat (<= 1.25x), <= 1 GB",
+            met=job["peak_rss_mb"] <= 1024
+            and job["peak_rss_mb"] <= 1.25 * job["rss_first_quarter_mb"],
+            extra="",
+            details=details,
+        ),
+    ]
+
+
+def _raw_scan(engine: Engine) -> tuple[float, int]:
+    """The baseline: one aggregation over every event, each group fetched into Python. Run
+    twice; the second (warm cache, like the job after it) counts."""
+    timings = []
+    groups = 0
+    for _ in range(2):
+        started = time.monotonic()
+        if engine.name == "sqlite":
+            with contextlib.closing(sqlite3.connect(_sqlite_path(engine.url))) as db:
+                groups = len(db.execute(RAW_SCAN_SQL).fetchall())
+        else:
+
+            async def scan() -> int:
+                connection = await asyncpg.connect(_asyncpg_dsn(engine.url))
+                try:
+                    return len(await connection.fetch(RAW_SCAN_SQL))
+                finally:
+                    await connection.close()
+
+            groups = asyncio.run(scan())
+        timings.append(time.monotonic() - started)
+    return timings[-1], groups
+
+
+def _run_analytics_job(engine: Engine) -> dict[str, Any]:
+    """`journeys analytics run` as its own process: its time (from its summary line), and its
+    resident memory sampled every 50 ms (peak from the kernel's high-water mark)."""
+    command = [str(BIN / "journeys"), "analytics", "run"]
+    env = {**os.environ, "JOURNEYS_DATABASE_URL": engine.url}
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            rss = _rss_mb(process.pid)
+            if rss:
+                samples.append(rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = process.communicate()
+    done.set()
+    sampler.join()
+    wall = time.monotonic() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"analytics run failed:\n{err.decode()}")
+    summary = out.decode().strip().splitlines()[-1]
+    # "... N users scanned, ... in 12.3s"
+    users = int(summary.split(" users scanned")[0].rsplit(" ", 1)[1])
+    offers = int(summary.split(" offers created")[0].rsplit(" ", 1)[1])
+    seconds = float(summary.rsplit(" in ", 1)[1].rstrip("s"))
+    quarter = max(1, len(samples) // 4)
+    peak = max(samples) if samples else 0.0
+    return {
+        "summary": summary,
+        "job_seconds": seconds,
+        "process_seconds": round(wall, 2),
+        "users_scanned": users,
+        "offers_created": offers,
+        "users_per_second": users / max(seconds, 1e-9),
+        "peak_rss_mb": peak,
+        "rss_first_quarter_mb": max(samples[:quarter]) if samples else 0.0,
+        "rss_samples": len(samples),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Unary calls: gRPC direct and REST through Envoy
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    grpc_body: bytes
+    rest_method: str
+    rest_path: str
+    rest_body: bytes | None
+    response_type: Any
+
+
+def _calls(reader: str, writer: str) -> list[Call]:
+    event = event_pb2.EventInput(
+        external_id=writer, category="GAME_PLAY", event_type="spin", points=10
+    )
+    event.metadata.update({"won": True})
+    rest_event = {
+        "externalId": writer,
+        "category": "GAME_PLAY",
+        "eventType": "spin",
+        "points": 10,
+        "metadata": {"won": True},
+    }
+    return [
+        Call(
+            "GetOffers",
+            pb.GetOffersRequest(external_id=reader).SerializeToString(),
+            "GET",
+            f"/v1/user-journeys/users/{reader}/offers",
+            None,
+            pb.GetOffersResponse,
+        ),
+        Call(
+            "GetUser",
+            pb.GetUserRequest(external_id=reader).SerializeToString(),
+            "GET",
+            f"/v1/user-journeys/users/{reader}",
+            None,
+            pb.GetUserResponse,
+        ),
+        Call(
+            "TrackEvent",
+            pb.TrackEventRequest(event=event).SerializeToString(),
+            "POST",
+            "/v1/user-journeys/events",
+            json.dumps(rest_event).encode(),
+            pb.TrackEventResponse,
+        ),
+    ]
+
+
+def _pick_users(engine: Engine) -> tuple[str, str]:
+    """A reader with three active offers (a `regular` user where there is one) and a writer
+    of another archetype, so the reader's responses stay the same during the run."""
+    found = sql(
+        engine.url,
+        "SELECT u.external_id FROM users u JOIN offers o ON o.user_id = u.id "
+        "WHERE o.status = 'active' AND u.external_id LIKE 'regular-%' "
+        "GROUP BY u.external_id ORDER BY count(*) DESC, u.external_id LIMIT 1",
+    )
+    if not found:
+        found = sql(engine.url, "SELECT external_id FROM users ORDER BY external_id LIMIT 1")
+    writer = sql(
+        engine.url,
+        "SELECT external_id FROM users WHERE external_id LIKE 'casual-%' "
+        "ORDER BY external_id LIMIT 1",
+    )
+    return str(found[0][0]), str((writer or found)[0][0])
+
+
+def _unary(
+    engines: list[Engine],
+    mode: Mode,
+    scratch: Path,
+    cleanup: contextlib.ExitStack,
+    only: set[str],
+) -> list[Row]:
+    reader, writer = _pick_users(engines[0])
+    for engine in engines[1:]:
+        assert _pick_users(engine)[0], "every engine has the same population"
+    calls = _calls(reader, writer)
+    # Check every call answers for real before loading it (gRPC errors are HTTP 200s), and
+    # keep the answers: the no-op server returns them, so both serve the same shapes.
+    canned: dict[str, str] = {}
+    expected_frame: dict[tuple[str, str], int] = {}
+    for engine in engines:
+        reader_here, writer_here = _pick_users(engine)
+        here = _calls(reader_here, writer_here)
+        assert engine.stack is not None
+        for call in here:
+            response = _grpc_call(engine.stack.direct_target, engine.key, call)
+            expected_frame[(engine.name, call.name)] = 5 + len(response)
+            canned.setdefault(call.name, base64.b64encode(response).decode())
+            status, body = _http(engine.stack.base_url, engine.key, call)
+            if status != 200 or json.loads(body).get("status") != "success":
+                raise RuntimeError(f"REST {call.name} on {engine.name}: {status} {body[:300]!r}")
+    canned["TrackEvents"] = ""
+    canned_file = scratch / "canned.json"
+    canned_file.write_text(json.dumps(canned))
+    noop = cleanup.enter_context(_noop_stack(canned_file, scratch))
+    for call in calls:
+        response = _grpc_call(noop.grpc_target, "pk_test_" + "0" * 32, call)
+        expected_frame[("noop", call.name)] = 5 + len(response)
+        status, _ = _http(noop.base_url, "pk_test_" + "0" * 32, call)
+        assert status == 200, f"REST {call.name} through Envoy to the no-op server: {status}"
+
+    rows: list[Row] = []
+    for path in ("grpc", "rest"):
+        if only and path not in only:
+            continue
+        for call in calls:
+            baseline = _drive(
+                path,
+                call,
+                "noop",
+                noop.grpc_target,
+                noop.base_url,
+                "pk_test_x",
+                mode,
+                noop.watch(),
+                expected_frame,
+            )
+            for engine in engines:
+                assert engine.stack is not None
+                reader_here, writer_here = _pick_users(engine)
+                call_here = next(c for c in _calls(reader_here, writer_here) if c.name == call.name)
+                before = _event_count(engine) if call.name == "TrackEvent" else 0
+                measured = _drive(
+                    path,
+                    call_here,
+                    engine.name,
+                    engine.stack.direct_target,
+                    engine.stack.base_url,
+                    engine.key,
+                    mode,
+                    _watch_stack(engine),
+                    expected_frame,
+                )
+                if call.name == "TrackEvent":
+                    stored = _event_count(engine) - before
+                    measured.checked += f"; {stored} events stored"
+                    # Warm-up requests store events too; never fewer than the counted ones.
+                    if stored < measured.succeeded:
+                        raise RuntimeError(
+                            f"{engine.name}: {measured.succeeded} TrackEvent calls succeeded "
+                            f"but only {stored} events were stored"
+                        )
+                ratio = measured.rps / baseline.rps
+                rows.append(
+                    Row(
+                        scenario="gRPC direct" if path == "grpc" else "REST via Envoy",
+                        call=call.name,
+                        engine=engine.name,
+                        measured=f"{measured.rps:,.0f} req/s, p99 {measured.p99_ms:.1f} ms",
+                        baseline=f"{baseline.rps:,.0f} req/s, p99 {baseline.p99_ms:.1f} ms (no-op)",
+                        ratio=ratio,
+                        ratio_label=f"{ratio:.0%}",
+                        target=">= 60%",
+                        met=ratio >= 0.60,
+                        extra=_cpu_note(measured, baseline),
+                        details={"measured": measured.as_json(), "baseline": baseline.as_json()},
+                    )
+                )
+                _log(
+                    f"  {rows[-1].scenario} {call.name} {engine.name}: {rows[-1].measured} "
+                    f"= {ratio:.0%} of {baseline.rps:,.0f}; {rows[-1].extra}"
+                )
+    return rows
+
+
+def _cpu_note(measured: h2load.Measured, baseline: h2load.Measured) -> str:
+    server = " + ".join(f"{name} {cpu:.0%}" for name, cpu in measured.server_cpu.items())
+    return (
+        f"CPU: {server}; h2load {measured.loadgen_cpu:.0%} "
+        f"(no-op run: h2load {baseline.loadgen_cpu:.0%})"
+    )
+
+
+def _drive(
+    path: str,
+    call: Call,
+    target_name: str,
+    grpc_target: str,
+    base_url: str,
+    key: str,
+    mode: Mode,
+    watch: dict[str, int],
+    expected_frame: dict[tuple[str, str], int],
+) -> h2load.Measured:
+    if path == "grpc":
+        load = h2load.Load(
+            url=f"http://{grpc_target}/{SERVICE}/{call.name}",
+            headers=(
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+                ("x-api-key", key),
+            ),
+            body=h2load.grpc_frame(call.grpc_body),
+            seconds=mode.load_seconds,
+            warmup_seconds=mode.warmup_seconds,
+        )
+    else:
+        headers = [("x-api-key", key)]
+        if call.rest_body is not None:
+            headers.append(("content-type", "application/json"))
+        load = h2load.Load(
+            url=base_url + call.rest_path,
+            headers=tuple(headers),
+            body=call.rest_body,
+            http1=True,
+            seconds=mode.load_seconds,
+            warmup_seconds=mode.warmup_seconds,
+        )
+    measured = h2load.run(load, watch)
+    if measured.succeeded == 0 or measured.failed:
+        raise RuntimeError(f"{path} {call.name} on {target_name}: {measured}")
+    if path == "grpc":
+        frame = expected_frame[(target_name, call.name)]
+        answered = measured.data_bytes / frame
+        # A failed call (gRPC error, HTTP 200) would carry no message: a whole frame missing.
+        if answered < measured.succeeded * 0.999:
+            raise RuntimeError(
+                f"{call.name} on {target_name}: {measured.succeeded} HTTP successes but only "
+                f"{answered:.0f} responses' worth of data: gRPC errors"
+            )
+        measured.checked = f"{answered:.0f} responses of {frame} bytes for {measured.succeeded}"
+    else:
+        if measured.status_2xx != measured.succeeded:
+            raise RuntimeError(f"REST {call.name} on {target_name}: non-2xx answers")
+        measured.checked = f"{measured.status_2xx} 2xx"
+    return measured
+
+
+def _grpc_call(target: str, key: str, call: Call) -> bytes:
+    with grpc.insecure_channel(target) as channel:
+        method: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            f"/{SERVICE}/{call.name}"
+        )
+        response: bytes = method(call.grpc_body, metadata=(("x-api-key", key),), timeout=10)
+    call.response_type.FromString(response)  # parses
+    return response
+
+
+def _http(base_url: str, key: str, call: Call) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        base_url + call.rest_path,
+        data=call.rest_body,
+        method=call.rest_method,
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), bytes(error.read())
+
+
+@dataclass
+class NoopStack:
+    process: subprocess.Popen[str]
+    envoy: subprocess.Popen[bytes]
+    grpc_port: int
+    http_port: int
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def watch(self) -> dict[str, int]:
+        return {"server": self.process.pid, "envoy": self.envoy.pid}
+
+
+@contextlib.contextmanager
+def _noop_stack(canned: Path, scratch: Path) -> Iterator[NoopStack]:
+    """The no-op grpc.aio server, and an Envoy rendered from the service's own template in
+    front of it."""
+    grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.noop_server", f"--port={grpc_port}", f"--canned={canned}"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if NOOP_READY not in line:
+        process.kill()
+        raise RuntimeError(f"the no-op server did not start: {line}{process.stdout.read()}")
+    settings = Settings(http_port=http_port, admin_port=admin_port)
+    config = scratch / "noop-envoy.yaml"
+    config.write_text(render_config(settings, [("127.0.0.1", grpc_port)]))
+    envoy = subprocess.Popen(
+        [
+            envoy_binary(),
+            "--config-path",
+            str(config),
+            "--use-dynamic-base-id",
+            "--concurrency",
+            str(settings.envoy_concurrency),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{admin_port}/ready", envoy)
+        yield NoopStack(process, envoy, grpc_port, http_port)
+    finally:
+        for child in (envoy, process):
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"envoy exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("envoy did not become ready")
+
+
+def _watch_stack(engine: Engine) -> dict[str, int]:
+    assert engine.stack is not None
+    pid = engine.stack.process.pid
+    watch = {"server": pid}
+    for child in h2load.children(pid):
+        if h2load.process_name(child) == "envoy":
+            watch["envoy"] = child
+    if engine.postmaster is not None:
+        watch["postgres"] = engine.postmaster
+    return watch
+
+
+def _event_count(engine: Engine) -> int:
+    return int(sql(engine.url, "SELECT count(*) FROM events")[0][0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch ingest
+
+
+def _ingest(engine: Engine, mode: Mode) -> list[Row]:
+    assert engine.stack is not None
+    rng = random.Random(3)
+    external_ids = [
+        row[0] for row in sql(engine.url, "SELECT external_id FROM users ORDER BY external_id")
+    ]
+    now = datetime.now(UTC).replace(microsecond=0)
+    warmup = 2
+    batches = _batches(engine.name, rng, external_ids, now, mode.ingest_batches + warmup)
+    requests = [pb.TrackEventsRequest(events=batch).SerializeToString() for batch in batches]
+    before = _event_count(engine)
+    outcome = asyncio.run(_send_batches(engine.stack.direct_target, engine.key, requests, warmup))
+    stored = _event_count(engine) - before
+    timed = batches[warmup:]
+    submitted = sum(len(batch) for batch in timed)
+    rate = submitted / outcome["seconds"]
+    if outcome["rejected"] or outcome["accepted"] + outcome["warmup_accepted"] != stored:
+        raise RuntimeError(f"ingest on {engine.name}: {outcome}, {stored} stored")
+    # The baseline: the same rows, inserted by the driver's executemany in one transaction.
+    unique = _unique_events(timed)
+    raw_seconds = _raw_insert(engine, unique, now)
+    raw_rate = len(unique) / raw_seconds
+    ratio = rate / raw_rate
+    floor = 30_000 if engine.name == "sqlite" else 0
+    details = {
+        **outcome,
+        "events_submitted": submitted,
+        "events_per_second": rate,
+        "raw_rows": len(unique),
+        "raw_seconds": raw_seconds,
+        "raw_events_per_second": raw_rate,
+    }
+    _log(f"[{engine.name}] ingest {rate:,.0f} events/s vs raw {raw_rate:,.0f}/s = {ratio:.0%}")
+    return [
+        Row(
+            scenario="Batch ingest",
+            call=f"TrackEvents x{BATCH_SIZE}, {DUPLICATE_SHARE:.0%} dup",
+            engine=engine.name,
+            measured=f"{rate:,.0f} events/s",
+            baseline=f"{raw_rate:,.0f} rows/s raw executemany",
+            ratio=ratio,
+            ratio_label=f"{ratio:.0%}",
+            target=">= 50%" + (", >= 30k/s" if floor else ""),
+            met=ratio >= 0.5 and rate >= floor,
+            extra=f"p99 call {outcome['p99_ms']:.0f} ms; {outcome['duplicates']} duplicates",
+            details=details,
+        )
+    ]
+
+
+def _batches(
+    engine: str, rng: random.Random, external_ids: list[str], now: datetime, count: int
+) -> list[list[event_pb2.EventInput]]:
+    """Each batch: 450 new events for 100 users of the population, plus 50 repeats of the
+    previous batch's messageIds (the first batch repeats its own)."""
+    fresh = round(BATCH_SIZE * (1 - DUPLICATE_SHARE))
+    batches: list[list[event_pb2.EventInput]] = []
+    for n in range(count):
+        users = rng.sample(external_ids, 100)
+        batch = []
+        for i in range(fresh):
+            category = rng.choices(
+                ["GAME_PLAY", "POINTS", "CAMPAIGN", "CUSTOM"], cum_weights=[70, 85, 90, 100]
+            )[0]
+            item = event_pb2.EventInput(
+                external_id=users[i % len(users)],
+                category=category,
+                event_type="play" if category == "GAME_PLAY" else category.lower(),
+                points=rng.randint(-20, 120) if category != "CUSTOM" else 0,
+                occurred_at=(now - timedelta(seconds=rng.randint(0, 30 * 86400))).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                ),
+                message_id=f"bench-{engine}-{n}-{i}",
+            )
+            if category == "GAME_PLAY":
+                item.metadata.update({"won": rng.random() < 0.35})
+            elif category == "CAMPAIGN":
+                item.metadata.update({"campaignId": f"campaign-{rng.randint(1, 20)}"})
+            batch.append(item)
+        source = batches[-1] if batches else batch
+        batch += [source[i] for i in rng.sample(range(len(source)), BATCH_SIZE - fresh)]
+        batches.append(batch)
+    return batches
+
+
+async def _send_batches(
+    target: str, key: str, requests: list[bytes], warmup: int, in_flight: int = 2
+) -> dict[str, Any]:
+    """Pre-serialized requests, `in_flight` calls at a time; the first `warmup` are untimed."""
+    totals = {"accepted": 0, "duplicates": 0, "rejected": 0, "warmup_accepted": 0}
+    latencies: list[float] = []
+    async with grpc.aio.insecure_channel(target) as channel:
+        method: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            f"/{SERVICE}/TrackEvents"
+        )
+        metadata = (("x-api-key", key),)
+
+        async def send(body: bytes, timed: bool) -> None:
+            started = time.monotonic()
+            answer = pb.TrackEventsResponse.FromString(
+                await method(body, metadata=metadata, timeout=60)
+            )
+            if not timed:
+                totals["warmup_accepted"] += answer.accepted
+            else:
+                latencies.append(time.monotonic() - started)
+                totals["accepted"] += answer.accepted
+                totals["duplicates"] += answer.duplicates
+                totals["rejected"] += answer.rejected
+
+        for body in requests[:warmup]:
+            await send(body, timed=False)
+        queue = list(requests[warmup:])
+        started = time.monotonic()
+
+        async def worker() -> None:
+            while queue:
+                await send(queue.pop(0), timed=True)
+
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        seconds = time.monotonic() - started
+    latencies.sort()
+    return {
+        **totals,
+        "seconds": seconds,
+        "calls": len(latencies),
+        "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000,
+    }
+
+
+def _unique_events(batches: list[list[event_pb2.EventInput]]) -> list[event_pb2.EventInput]:
+    seen: set[str] = set()
+    unique = []
+    for batch in batches:
+        for item in batch:
+            if item.message_id not in seen:
+                seen.add(item.message_id)
+                unique.append(item)
+    return unique
+
+
+def _raw_insert(engine: Engine, items: list[event_pb2.EventInput], now: datetime) -> float:
+    """Inserts the rows the service stored for `items` (fresh ids and messageIds) with the
+    driver's executemany in one transaction; returns its seconds, then deletes them again."""
+    users = dict(sql(engine.url, "SELECT external_id, id FROM users"))
+    partner_id, environment = sql(engine.url, "SELECT partner_id, environment FROM users LIMIT 1")[
+        0
+    ]
+    parsed = [
+        (
+            item,
+            datetime.strptime(item.occurred_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
+            json.dumps(_struct_dict(item)),
+        )
+        for item in items
+    ]
+    columns = (
+        "id, partner_id, environment, user_id, category, event_type, points, occurred_at, "
+        "message_id, metadata, created_at"
+    )
+    if engine.name == "sqlite":
+        stored_time = (
+            UTCDateTime()
+            .dialect_impl(sqlite_dialect.dialect())
+            .bind_processor(sqlite_dialect.dialect())
+        )
+        assert stored_time is not None
+        rows = [
+            (
+                f"raw-{n}",
+                partner_id,
+                environment,
+                users[item.external_id],
+                item.category,
+                item.event_type,
+                item.points,
+                stored_time(occurred),
+                f"raw-{item.message_id}",
+                metadata,
+                stored_time(now),
+            )
+            for n, (item, occurred, metadata) in enumerate(parsed)
+        ]
+        with contextlib.closing(
+            sqlite3.connect(_sqlite_path(engine.url), isolation_level=None)
+        ) as db:
+            db.execute("PRAGMA synchronous=NORMAL")  # as the service runs it
+            db.execute("PRAGMA foreign_keys=ON")
+            started = time.monotonic()
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(f"INSERT INTO events ({columns}) VALUES ({', '.join('?' * 11)})", rows)
+            db.execute("COMMIT")
+            seconds = time.monotonic() - started
+            db.execute("DELETE FROM events WHERE id LIKE 'raw-%'")
+        return seconds
+
+    async def insert() -> float:
+        connection = await asyncpg.connect(_asyncpg_dsn(engine.url))
+        try:
+            rows = [
+                (
+                    f"raw-{n}",
+                    partner_id,
+                    environment,
+                    users[item.external_id],
+                    item.category,
+                    item.event_type,
+                    item.points,
+                    occurred,
+                    f"raw-{item.message_id}",
+                    metadata,
+                    now,
+                )
+                for n, (item, occurred, metadata) in enumerate(parsed)
+            ]
+            placeholders = ", ".join(f"${n}" for n in range(1, 12))
+            started = time.monotonic()
+            async with connection.transaction():
+                await connection.executemany(
+                    f"INSERT INTO events ({columns}) VALUES ({placeholders})", rows
+                )
+            seconds = time.monotonic() - started
+            await connection.execute("DELETE FROM events WHERE id LIKE 'raw-%'")
+            return seconds
+        finally:
+            await connection.close()
+
+    return asyncio.run(insert())
+
+
+def _struct_dict(item: event_pb2.EventInput) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
+    return dict(MessageToDict(item.metadata)) if item.HasField("metadata") else {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _sqlite_path(url: str) -> str:
+    return str(make_url(url).database)
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _postmaster_pid(cluster: Cluster) -> int | None:
+    try:
+        return int((cluster.data / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _rss_mb(pid: int) -> float:
+    return _status_kb(pid, "VmRSS") / 1024
+
+
+def _peak_rss_mb(pid: int) -> float:
+    return round(_status_kb(pid, "VmHWM") / 1024, 1)
+
+
+def _status_kb(pid: int, name: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
+        "python": sys.version.split()[0],
+        "h2load": _h2load_version(),
+    }
+
+
+def _h2load_version() -> str:
+    try:
+        return subprocess.run(
+            [h2load.H2LOAD, "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return "missing"
+
+
+def _count(value: int) -> str:
+    return f"{value // 1_000_000}M" if value % 1_000_000 == 0 else f"{value // 1000}k"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
