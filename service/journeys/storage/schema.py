@@ -102,7 +102,8 @@ offers = Table(
     Column("claimed_at", UTCDateTime(), nullable=True),
     Column("metadata", json_type(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
-    Index(None, "partner_id", "environment", "user_id", "status"),
+    # A user's active, unexpired offers: every condition of the read is in the index.
+    Index(None, "partner_id", "environment", "user_id", "status", "expires_at"),
     # The database itself guarantees a user never holds two active offers of one type.
     Index(
         "uq_offers_active_type",
@@ -112,7 +113,8 @@ offers = Table(
         sqlite_where=text("status = 'active'"),
         postgresql_where=text("status = 'active'"),
     ),
-    Index(None, "status", "expires_at"),
+    # The job's expiry sweep, tenant by tenant.
+    Index(None, "partner_id", "environment", "status", "expires_at"),
 )
 
 # SQLite only aliases rowid (its cheap autoincrement) for a column typed exactly INTEGER.

@@ -1,0 +1,63 @@
+"""The reads on a request's path use the indexes made for them, even on a SQLite file that
+has never been analysed (SQLite's planner then guesses from index shapes alone)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from journeys.domain import Environment, NewOffer, Tenant, UserChanges, utc_now
+from journeys.storage.database import Database
+from sqlalchemy import event
+
+from tests.support import migrate
+
+
+@pytest.mark.sqlite_only
+async def test_a_users_offers_are_read_through_their_own_index(tmp_path: Path) -> None:
+    path = tmp_path / "plans.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    now = utc_now()
+    statements: list[tuple[str, Any]] = []
+    try:
+        async with database.transaction(write=True) as tx:
+            tenant = Tenant(await tx.keys.ensure_partner("plans", now), Environment.TEST)
+            store = tx.tenant(tenant)
+            for n in range(50):
+                await store.upsert_user(UserChanges(external_id=f"u{n}"), now)
+            user = await store.get_user("u1")
+            assert user is not None
+            await store.add_offers(
+                [
+                    NewOffer(
+                        user.id, "welcome_bonus", "", "t", "d", 1, now + timedelta(days=1), {}
+                    ),
+                ],
+                now,
+            )
+
+        def record(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
+            statements.append((statement, parameters))
+
+        event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+        async with database.transaction(write=False) as tx:
+            offers = await tx.tenant(tenant).active_offers(user.id, now)
+            await tx.tenant(tenant).expire_offers(now)
+    finally:
+        await database.dispose()
+
+    assert [offer.offer_type for offer in offers] == ["welcome_bonus"]
+    with sqlite3.connect(path) as db:
+        plans = {
+            statement.split()[0]: " | ".join(
+                row[3] for row in db.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            )
+            for statement, parameters in statements
+            if "offers" in statement and not statement.startswith("BEGIN")
+        }
+    assert "ix_offers_partner_id_environment_user_id_status_expires_at" in plans["SELECT"]
+    assert "ix_offers_partner_id_environment_status_expires_at" in plans["UPDATE"]
