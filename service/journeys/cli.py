@@ -22,6 +22,7 @@ from journeys.config import Settings
 from journeys.domain import Environment, Tenant, utc_now
 from journeys.errors import InvalidArgument
 from journeys.gateway import Gateway
+from journeys.observability import MetricsServer, configure_logging
 from journeys.ratelimit import RateLimiter
 from journeys.server import GrpcServer
 from journeys.storage import migrate
@@ -37,11 +38,9 @@ T = TypeVar("T")
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # JSON lines for the server (log collectors), text for the commands people run by hand.
+    default_format = "json" if args.command is _serve else "text"
+    configure_logging(settings.log_level, settings.log_format or default_format)
     code: int = args.command(settings, args)
     return code
 
@@ -60,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
         help="on a database without keys, create a TEST key for partner 'demo' and print it",
     )
     serve.set_defaults(command=_serve)
+
+    gateway = commands.add_parser(
+        "gateway", help="run only Envoy, in front of one or more `serve --no-gateway` replicas"
+    )
+    gateway.add_argument(
+        "--upstream",
+        action="append",
+        type=_host_port,
+        required=True,
+        metavar="HOST:PORT",
+        help="a replica's gRPC address (repeat for several)",
+    )
+    gateway.set_defaults(command=_gateway)
 
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate_cmd.set_defaults(command=_migrate)
@@ -96,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--partner", default="seed", help="partner name (created if new)")
     seed.add_argument("--environment", default="test", choices=["test", "live"])
     seed.add_argument("--seed", type=int, default=1, help="random seed")
+    seed.add_argument(
+        "--bulk",
+        action="store_true",
+        help="fast path for benchmarks: executemany + set-based counters (empty tenant only)",
+    )
     seed.set_defaults(command=_seed_data)
 
     offers = commands.add_parser("catalogue", help="a partner's offer catalogue")
@@ -112,6 +129,37 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("file", type=Path, help="TOML file, same shape as the default")
         command.set_defaults(command=_catalogue, action=action)
     return parser
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def _gateway(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        envoy = Gateway(settings, args.upstream)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await envoy.start()
+        exited = asyncio.ensure_future(envoy.wait_exit())
+        exited.add_done_callback(lambda _: stop.set())
+        upstreams = ", ".join(f"{host}:{port}" for host, port in args.upstream)
+        log.info("Envoy on %s:%s in front of %s", settings.host, settings.http_port, upstreams)
+        print("journeys is ready", flush=True)
+        await stop.wait()
+        crashed = exited.done()
+        await envoy.stop()
+        if crashed:
+            log.error("envoy exited unexpectedly with status %s", exited.result())
+            return 1
+        return 0
+
+    return _run(run())
 
 
 def _timestamp(value: str) -> datetime:
@@ -237,12 +285,17 @@ def _seed_data(settings: Settings, args: argparse.Namespace) -> int:
                 environment=Environment(args.environment.upper()),
                 random_seed=args.seed,
                 progress=_progress_bar("events"),
+                bulk=args.bulk,
             )
         finally:
             await database.dispose()
 
     started = time.monotonic()
-    _run(seed())
+    try:
+        _run(seed())
+    except devdata.TenantNotEmpty as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(
         f"seeded {args.users} users and {args.events} events for partner {args.partner!r} "
         f"in {time.monotonic() - started:.1f}s"
@@ -342,8 +395,12 @@ async def _serve_async(settings: Settings, *, gateway: bool, demo_key: bool) -> 
         envoy_exit.add_done_callback(lambda _: stop.set())
     server: GrpcServer | None = None
     schedule: asyncio.Task[None] | None = None
+    metrics: MetricsServer | None = None
     exit_code = 0
     try:
+        if settings.metrics_port > 0:
+            metrics = MetricsServer(settings.metrics_port)
+            log.info("serving Prometheus metrics on http://%s/metrics", metrics.address)
         limiter = (
             RateLimiter(settings.rate_limit, settings.rate_burst)
             if settings.rate_limit > 0
@@ -375,6 +432,8 @@ async def _serve_async(settings: Settings, *, gateway: bool, demo_key: bool) -> 
             await server.stop(settings.shutdown_grace_seconds)
         if envoy is not None:
             await envoy.stop()
+        if metrics is not None:
+            metrics.stop()
         await database.dispose()
     return exit_code
 
