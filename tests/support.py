@@ -143,6 +143,26 @@ def sql(database_url: str, *statements: str) -> list[tuple[Any, ...]]:
     return asyncio.run(run())
 
 
+def start_journeys(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Starts a long-running `journeys` command (serve, gateway) and returns once it is ready;
+    its output keeps draining in the background so it never blocks on a full pipe."""
+    process = subprocess.Popen(
+        [str(BIN / "journeys"), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if READY_LINE in line:
+            break
+    else:
+        raise RuntimeError(f"journeys {' '.join(args)} exited before it was ready")
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    return process
+
+
 @contextmanager
 def running_stack(
     database_url: str,

@@ -21,7 +21,7 @@ from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 
 from scripts.pgcluster import Cluster
 from tests.api.rest import headers, success
-from tests.support import BIN, READY_LINE, free_port, migrate, new_key, stack_env
+from tests.support import free_port, migrate, new_key, stack_env, start_journeys
 
 
 @dataclass
@@ -36,24 +36,6 @@ class Replicas:
         return f"http://127.0.0.1:{self.http_port}"
 
 
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [str(BIN / "journeys"), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if READY_LINE in line:
-            break
-    else:
-        raise RuntimeError(f"journeys {' '.join(args)} did not start")
-    threading.Thread(target=process.stdout.read, daemon=True).start()
-    return process
-
-
 @contextmanager
 def replicas(url: str, count: int, interval: str = "0") -> Iterator[Replicas]:
     grpc_ports, http_port, admin_port = (
@@ -65,9 +47,11 @@ def replicas(url: str, count: int, interval: str = "0") -> Iterator[Replicas]:
     try:
         for port in grpc_ports:
             env = stack_env(url, 0, port, 0) | {"JOURNEYS_ANALYTICS_INTERVAL": interval}
-            processes.append(_start(["serve", "--no-gateway"], env))
+            processes.append(start_journeys(["serve", "--no-gateway"], env))
         upstreams = [arg for port in grpc_ports for arg in ("--upstream", f"127.0.0.1:{port}")]
-        processes.append(_start(["gateway", *upstreams], stack_env(url, http_port, 0, admin_port)))
+        processes.append(
+            start_journeys(["gateway", *upstreams], stack_env(url, http_port, 0, admin_port))
+        )
         yield Replicas(url, grpc_ports, http_port, processes[:-1])
     finally:
         for process in processes:

@@ -40,6 +40,20 @@ PROFILE_KEYS = [
 ]
 
 
+EVENT_KEYS = [
+    "id",
+    "partnerId",
+    "externalId",
+    "environment",
+    "category",
+    "eventType",
+    "points",
+    "occurredAt",
+    "messageId",
+    "metadata",
+]
+
+
 def success(response: httpx.Response) -> Any:
     """The `data` of a documented success envelope (and nothing else in it)."""
     assert response.status_code == 200, response.text

@@ -10,21 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.rest import LOWER_UUID, RFC3339_SECONDS, error, headers, success
+from tests.api.rest import EVENT_KEYS, LOWER_UUID, RFC3339_SECONDS, error, headers, success
 
 BASE = "/v1/user-journeys"
-EVENT_KEYS = [
-    "id",
-    "partnerId",
-    "externalId",
-    "environment",
-    "category",
-    "eventType",
-    "points",
-    "occurredAt",
-    "messageId",
-    "metadata",
-]
 
 
 def stamp(moment: datetime) -> str:

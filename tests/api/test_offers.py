@@ -4,6 +4,7 @@ real Envoy, server and database."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -60,6 +61,20 @@ def by_type(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def claim(http: httpx.Client, key: str, external_id: str, offer_id: str) -> httpx.Response:
     return http.post(
         f"{BASE}/users/{external_id}/offers/{offer_id}/claim", headers={"X-API-Key": key}
+    )
+
+
+def set_catalogue(stack: Stack, partner: str, override: Path) -> subprocess.CompletedProcess[str]:
+    """`journeys catalogue set` for the partner's TEST environment."""
+    return journeys(
+        "catalogue",
+        "set",
+        "--partner",
+        partner,
+        "--environment",
+        "test",
+        str(override),
+        env=stack.env(),
     )
 
 
@@ -307,16 +322,7 @@ def test_a_partner_catalogue_override_applies_to_its_environment_only(
         '[welcome_free_play]\npoints_value = 75\ntitle = "Big Welcome Spin"\n'
         "[welcome_bonus]\nenabled = false\n"
     )
-    result = journeys(
-        "catalogue",
-        "set",
-        "--partner",
-        partner,
-        "--environment",
-        "test",
-        str(override),
-        env=stack.env(),
-    )
+    result = set_catalogue(stack, partner, override)
     assert result.returncode == 0, result.stderr
     for key in (test_key, live_key):
         success(http.post(f"{BASE}/users", headers=headers(key), json={"externalId": "cat"}))
@@ -351,16 +357,7 @@ def test_a_bad_catalogue_override_is_refused(
     override = tmp_path / "bad.toml"
     override.write_text(content)
 
-    result = journeys(
-        "catalogue",
-        "set",
-        "--partner",
-        partner,
-        "--environment",
-        "test",
-        str(override),
-        env=stack.env(),
-    )
+    result = set_catalogue(stack, partner, override)
 
     assert result.returncode == 2
     assert message in result.stderr

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.api.rest import PROFILE_KEYS
+from tests.api.rest import EVENT_KEYS, PROFILE_KEYS
 from tests.hardening.fuzz import (
     BASE,
     EVENT_BODIES,
@@ -38,18 +38,6 @@ from tests.hardening.fuzz import (
     send,
 )
 
-EVENT_KEYS = [
-    "id",
-    "partnerId",
-    "externalId",
-    "environment",
-    "category",
-    "eventType",
-    "points",
-    "occurredAt",
-    "messageId",
-    "metadata",
-]
 #: What a profile stores (the rest is computed as of the read).
 STORED = [
     "id",

@@ -15,7 +15,7 @@ from journeys.config import Settings
 from journeys.gateway import envoy_binary, render_config
 
 from tests.api.rest import error, headers, success
-from tests.support import BIN, READY_LINE, free_port, migrate, new_key, running_stack, stack_env
+from tests.support import free_port, migrate, new_key, running_stack, stack_env, start_journeys
 
 BATCH = 200
 
@@ -95,36 +95,20 @@ def test_envoy_answers_503_while_the_server_is_down_and_recovers(tmp_path: Path)
     env = stack_env(url, settings.http_port, settings.grpc_port, settings.admin_port)
     base = f"http://127.0.0.1:{settings.http_port}/v1/user-journeys/users/u"
     try:
-        server = _start_server(env)
+        server = start_journeys(["serve", "--no-gateway"], env)
         assert _poll_status(base, key) == 404
         server.kill()
         server.wait(timeout=10)
 
         error(httpx.get(base, headers={"X-API-Key": key}), 503, "Service unavailable")
 
-        server = _start_server(env)
+        server = start_journeys(["serve", "--no-gateway"], env)
         assert _poll_status(base, key) == 404, "Envoy reconnects by itself"
         server.terminate()
         server.wait(timeout=30)
     finally:
         envoy.terminate()
         envoy.wait(timeout=10)
-
-
-def _start_server(env: dict[str, str]) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [str(BIN / "journeys"), "serve", "--no-gateway"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if READY_LINE in line:
-            break
-    threading.Thread(target=process.stdout.read, daemon=True).start()
-    return process
 
 
 def _poll_status(url: str, key: str, timeout: float = 30) -> int:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -20,29 +20,10 @@ from journeys.rules import (
 )
 from journeys.rules import recommendations as recommendations_module
 
-AS_OF = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+from tests.rules.activities import AS_OF, BASE, ago
 
 Stage = LifecycleStage
 Tier = EngagementTier
-
-
-def ago(days: int) -> datetime:
-    return AS_OF - timedelta(days=days)
-
-
-# A settled user who played this week: no rule fires for them.
-BASE = Activity(
-    first_seen_at=ago(60),
-    last_seen_at=AS_OF,
-    total_events=20,
-    total_plays=10,
-    plays_7d=1,
-    plays_30d=3,
-    points_earned_7d=0,
-    points_earned_30d=0,
-    campaigns_joined=0,
-    active_days=10,
-)
 
 
 def segments(

@@ -21,27 +21,7 @@ from journeys.rules import (
 )
 from journeys.rules.segments import usual_gap_days
 
-AS_OF = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def ago(days: int, hours: int = 0, microseconds: int = 0) -> datetime:
-    return AS_OF - timedelta(days=days, hours=hours, microseconds=microseconds)
-
-
-# A settled, moderately active user: stage `active`, tier `casual`. Each case overrides only the
-# fields its boundary is about.
-BASE = Activity(
-    first_seen_at=ago(60),
-    last_seen_at=AS_OF,
-    total_events=20,
-    total_plays=10,
-    plays_7d=1,
-    plays_30d=3,
-    points_earned_7d=0,
-    points_earned_30d=0,
-    campaigns_joined=0,
-    active_days=10,
-)
+from tests.rules.activities import AS_OF, BASE, ago
 
 # Seen today with 30 plays: recency and frequency give 60 points, the rest comes from
 # points (1 per 50) and campaigns (20/3 each).
