@@ -57,6 +57,8 @@ from journeys.storage.schema import (
 WINDOWS_DAYS = (7, 30)
 
 _PROFILE_FIELDS = ("display_name", "email", "phone", "country", "device", "source")
+#: A profile's natural key: the conflict target of every insert of a user.
+_USER_KEY = [users.c.partner_id, users.c.environment, users.c.external_id]
 
 
 class TenantStore:
@@ -76,6 +78,23 @@ class TenantStore:
             "environment": self._tenant.environment.value,
         }
 
+    def _new_profile(
+        self, external_id: str, first_seen_at: datetime, last_seen_at: datetime, now: datetime
+    ) -> dict[str, Any]:
+        """The row of a profile seen for the first time: empty fields, zero counters."""
+        return {
+            "id": str(uuid.uuid4()),
+            **self._tenant_columns(),
+            "external_id": external_id,
+            **dict.fromkeys(_PROFILE_FIELDS, ""),
+            "tags": {},
+            "metadata": {},
+            "first_seen_at": first_seen_at,
+            "last_seen_at": last_seen_at,
+            "created_at": now,
+            "updated_at": now,
+        }
+
     async def upsert_user(self, changes: UserChanges, now: datetime) -> None:
         """Creates the profile or updates exactly the fields that were sent, in one statement,
         so two concurrent first writes of one user cannot both insert."""
@@ -88,23 +107,12 @@ class TenantStore:
             sent["metadata"] = changes.metadata
         insert = (
             _insert_for(self._connection)(users)
-            .values(
-                id=str(uuid.uuid4()),
-                **self._tenant_columns(),
-                external_id=changes.external_id,
-                **dict.fromkeys(_PROFILE_FIELDS, ""),
-                tags={},
-                metadata={},
-                first_seen_at=now,
-                last_seen_at=now,
-                created_at=now,
-                updated_at=now,
-            )
+            .values(**self._new_profile(changes.external_id, now, now, now))
             .values(**sent)
         )
         excluded = insert.excluded
         statement = insert.on_conflict_do_update(
-            index_elements=[users.c.partner_id, users.c.environment, users.c.external_id],
+            index_elements=_USER_KEY,
             set_={
                 **{name: excluded[name] for name in sent},
                 "last_seen_at": case(
@@ -199,27 +207,10 @@ class TenantStore:
             (
                 await self._connection.execute(
                     _insert_for(self._connection)(users)
-                    .on_conflict_do_nothing(
-                        index_elements=[
-                            users.c.partner_id,
-                            users.c.environment,
-                            users.c.external_id,
-                        ]
-                    )
+                    .on_conflict_do_nothing(index_elements=_USER_KEY)
                     .returning(users.c.id),
                     [
-                        {
-                            "id": str(uuid.uuid4()),
-                            **self._tenant_columns(),
-                            "external_id": external_id,
-                            **dict.fromkeys(_PROFILE_FIELDS, ""),
-                            "tags": {},
-                            "metadata": {},
-                            "first_seen_at": first,
-                            "last_seen_at": last,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
+                        self._new_profile(external_id, first, last, now)
                         for external_id, (first, last) in sorted(seen.items())
                     ],
                 )

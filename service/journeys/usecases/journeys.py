@@ -71,7 +71,9 @@ class Journeys:
             changes = validation.user_changes(raw)
             store = tx.tenant(tenant)
             await store.upsert_user(changes, now)
-            return await _view(store, await _existing(store, changes.external_id), now)
+            record = await _existing(store, changes.external_id)
+            totals = await store.activity_totals(record.id, now)
+        return profiles.view(record, totals, now)
 
     async def get_user(self, api_key: str | None, external_id: str) -> UserView:
         now = self._clock()
@@ -180,10 +182,3 @@ async def _existing(store: TenantStore, external_id: str) -> UserRecord:
     if record is None:
         raise UserNotFound
     return record
-
-
-async def _view(
-    store: TenantStore, record: UserRecord, now: datetime, *, advise: bool = False
-) -> UserView:
-    totals = await store.activity_totals(record.id, now)
-    return profiles.view(record, totals, now, advise=advise)
