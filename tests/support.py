@@ -109,12 +109,8 @@ def migrate(database_url: str) -> None:
 
 def new_key(database_url: str, partner: str, environment: Environment = Environment.TEST) -> str:
     async def create() -> str:
-        database = Database(database_url)
-        try:
-            async with database.transaction(write=True) as tx:
-                return await create_key(tx.keys, partner, environment, utc_now())
-        finally:
-            await database.dispose()
+        async with Database(database_url) as database, database.transaction(write=True) as tx:
+            return await create_key(tx.keys, partner, environment, utc_now())
 
     return asyncio.run(create())
 

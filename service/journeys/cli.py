@@ -188,14 +188,13 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
     async def create() -> str:
-        database = Database(settings.database_url)
-        try:
-            async with database.transaction(write=True) as tx:
-                return await create_key(
-                    tx.keys, args.partner, Environment(args.environment.upper()), utc_now()
-                )
-        finally:
-            await database.dispose()
+        async with (
+            Database(settings.database_url) as database,
+            database.transaction(write=True) as tx,
+        ):
+            return await create_key(
+                tx.keys, args.partner, Environment(args.environment.upper()), utc_now()
+            )
 
     key = _run(create())
     print(f"Created a {args.environment.upper()} key for partner {args.partner!r}.")
@@ -206,12 +205,11 @@ def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def _keys_list(settings: Settings, _args: argparse.Namespace) -> int:
     async def listing() -> None:
-        database = Database(settings.database_url)
-        try:
-            async with database.transaction(write=False) as tx:
-                keys = await tx.keys.list_keys()
-        finally:
-            await database.dispose()
+        async with (
+            Database(settings.database_url) as database,
+            database.transaction(write=False) as tx,
+        ):
+            keys = await tx.keys.list_keys()
         print(f"{'PREFIX':<18}{'ENV':<6}{'STATUS':<9}{'CREATED':<22}PARTNER")
         for key in keys:
             state = "revoked" if key.revoked_at else "active"
@@ -236,16 +234,15 @@ def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def revoke() -> list[str]:
-        database = Database(settings.database_url)
-        try:
-            async with database.transaction(write=True) as tx:
-                return await tx.keys.revoke(
-                    apikeys.digest(presented) if is_full_key else "",
-                    "" if is_full_key else presented,
-                    utc_now(),
-                )
-        finally:
-            await database.dispose()
+        async with (
+            Database(settings.database_url) as database,
+            database.transaction(write=True) as tx,
+        ):
+            return await tx.keys.revoke(
+                apikeys.digest(presented) if is_full_key else "",
+                "" if is_full_key else presented,
+                utc_now(),
+            )
 
     revoked = _run(revoke())
     if not revoked:
@@ -257,11 +254,8 @@ def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 def _analytics_run(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> RunSummary | None:
-        database = Database(settings.database_url)
-        try:
+        async with Database(settings.database_url) as database:
             return await AnalyticsJob(database).run(args.as_of, progress=_progress_bar())
-        finally:
-            await database.dispose()
 
     summary = _run(run())
     assert summary is not None, "a waiting run always runs"
@@ -275,8 +269,7 @@ def _seed_data(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def seed() -> None:
-        database = Database(settings.database_url)
-        try:
+        async with Database(settings.database_url) as database:
             await devdata.seed(
                 database,
                 users=args.users,
@@ -287,8 +280,6 @@ def _seed_data(settings: Settings, args: argparse.Namespace) -> int:
                 progress=_progress_bar("events"),
                 bulk=args.bulk,
             )
-        finally:
-            await database.dispose()
 
     started = time.monotonic()
     try:
@@ -335,20 +326,19 @@ def _catalogue(settings: Settings, args: argparse.Namespace) -> int:
             return 2
 
     async def apply() -> list[Any] | None:
-        database = Database(settings.database_url)
-        try:
-            async with database.transaction(write=True) as tx:
-                partner_id = await tx.keys.partner_id(args.partner)
-                if partner_id is None:
-                    return None
-                store = tx.tenant(Tenant(partner_id, environment))
-                if args.action == "set":
-                    await store.set_catalogue_override(override or {}, utc_now())
-                elif args.action == "reset":
-                    await store.set_catalogue_override({}, utc_now())
-                return catalogue.entries(await store.catalogue_override())
-        finally:
-            await database.dispose()
+        async with (
+            Database(settings.database_url) as database,
+            database.transaction(write=True) as tx,
+        ):
+            partner_id = await tx.keys.partner_id(args.partner)
+            if partner_id is None:
+                return None
+            store = tx.tenant(Tenant(partner_id, environment))
+            if args.action == "set":
+                await store.set_catalogue_override(override or {}, utc_now())
+            elif args.action == "reset":
+                await store.set_catalogue_override({}, utc_now())
+            return catalogue.entries(await store.catalogue_override())
 
     entries = _run(apply())
     if entries is None:

@@ -368,17 +368,13 @@ def _offer_ids(stack: Stack, key: str, external_id: str) -> list[str]:
     only active, unexpired ones)."""
 
     async def read() -> list[str]:
-        database = Database(stack.database_url)
-        try:
-            async with database.transaction(write=False) as tx:
-                rows = await tx._connection.execute(
-                    select(offers_table.c.id)
-                    .join(users, users.c.id == offers_table.c.user_id)
-                    .where(users.c.external_id == external_id)
-                )
-                return [row.id for row in rows]
-        finally:
-            await database.dispose()
+        async with Database(stack.database_url) as database, database.engine.connect() as db:
+            rows = await db.execute(
+                select(offers_table.c.id)
+                .join(users, users.c.id == offers_table.c.user_id)
+                .where(users.c.external_id == external_id)
+            )
+            return [row.id for row in rows]
 
     del key
     return asyncio.run(read())
