@@ -1,7 +1,8 @@
 """Fixtures. Every test that touches a database runs once per engine, SQLite and PostgreSQL:
 the ones using `stack` (and so `http`, `key`, `new_key`) or `database_url`/`engine`. Test ids
 carry the engine, and `-m sqlite` / `-m postgresql` selects one. A test that inspects SQLite
-itself (its files, pragmas, query plans) is marked `sqlite_only`."""
+itself (its files, pragmas, query plans) is marked `sqlite_only`; one that inspects what only
+PostgreSQL has (partitions) is marked `postgresql_only`."""
 
 from __future__ import annotations
 
@@ -27,12 +28,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite: the test runs against SQLite")
     config.addinivalue_line("markers", "postgresql: the test runs against PostgreSQL")
     config.addinivalue_line("markers", "sqlite_only: the test inspects SQLite itself")
+    config.addinivalue_line("markers", "postgresql_only: the test inspects PostgreSQL itself")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "engine" in metafunc.fixturenames:
-        sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
-        metafunc.parametrize("engine", ENGINES[:1] if sqlite_only else ENGINES)
+        only = metafunc.definition.get_closest_marker
+        if only("sqlite_only"):
+            metafunc.parametrize("engine", ENGINES[:1])
+        elif only("postgresql_only"):
+            metafunc.parametrize("engine", ENGINES[1:])
+        else:
+            metafunc.parametrize("engine", ENGINES)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

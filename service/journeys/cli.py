@@ -396,6 +396,8 @@ async def _serve_async(settings: Settings, *, gateway: bool, demo_key: bool) -> 
             if settings.rate_limit > 0
             else None
         )
+        for table in await database.keep_partitions_ready(utc_now().date()):
+            log.info("created events partition %s", table)
         server = GrpcServer(Journeys(database), settings.host, settings.grpc_port, limiter)
         await server.start()
         if settings.analytics_interval > 0:

@@ -270,14 +270,16 @@ def _aggregate_statements(dialect: str) -> list[str]:
                 {tenant_events}
                 GROUP BY user_id
             ) AS agg
-            WHERE users.id = agg.user_id""",
-        f"""INSERT INTO user_daily_activity (user_id, day, events, plays, points_earned)
-            SELECT user_id, {day}, count(*), sum({play}),
+            WHERE users.partner_id = :partner_id AND users.environment = :environment
+              AND users.id = agg.user_id""",
+        f"""INSERT INTO user_daily_activity
+                (partner_id, environment, user_id, day, events, plays, points_earned)
+            SELECT partner_id, environment, user_id, {day}, count(*), sum({play}),
                    sum(CASE WHEN points > 0 THEN points ELSE 0 END)
             {tenant_events}
-            GROUP BY user_id, {day}""",
-        f"""INSERT INTO user_campaigns (user_id, campaign_id)
-            SELECT DISTINCT user_id, {campaign}
+            GROUP BY partner_id, environment, user_id, {day}""",
+        f"""INSERT INTO user_campaigns (partner_id, environment, user_id, campaign_id)
+            SELECT DISTINCT partner_id, environment, user_id, {campaign}
             {tenant_events} AND category = 'CAMPAIGN' AND {is_text_campaign}""",
     ]
 

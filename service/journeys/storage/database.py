@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from journeys.domain import Tenant
 from journeys.storage.job_store import JobStore
 from journeys.storage.key_store import KeyStore
+from journeys.storage.partitions import EventPartitions
 from journeys.storage.tenant_store import TenantStore
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -26,6 +28,7 @@ class Transaction:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
         self.keys = KeyStore(connection)
+        self.partitions = EventPartitions(connection)
         self.jobs = JobStore(connection)
 
     def tenant(self, tenant: Tenant) -> TenantStore:
@@ -54,6 +57,14 @@ class Database:
                 connection = await connection.execution_options(isolation_level="REPEATABLE READ")
             async with connection.begin():
                 yield Transaction(connection)
+
+    async def keep_partitions_ready(self, today: date) -> list[str]:
+        """PostgreSQL: creates the events partitions of this month and the months ahead that
+        are missing (storage/partitions.py); returns their names."""
+        if self.dialect != "postgresql":
+            return []
+        async with self.transaction(write=True) as tx:
+            return await tx.partitions.ensure(today)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -1,4 +1,10 @@
-"""The tables. Every tenant-owned table leads with (partner_id, environment)."""
+"""The tables.
+
+Every tenant-owned table leads with (partner_id, environment): its primary key, its unique
+indexes, and its foreign keys to `users`. That keeps a tenant's rows together and lets a
+sharded PostgreSQL (Citus) distribute every table by `partner_id` (docs/scaling.md).
+`partners` and `api_keys` are looked up before the tenant is known and stay global.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,11 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -32,6 +40,15 @@ metadata = MetaData(
 
 UUID = String(36)
 ENVIRONMENT = String(4)
+TENANT = ("partner_id", "environment")
+
+
+def _owned_by_user() -> ForeignKeyConstraint:
+    """A row of one user: the reference carries the tenant, as the user's key does."""
+    return ForeignKeyConstraint(
+        [*TENANT, "user_id"], ["users.partner_id", "users.environment", "users.id"]
+    )
+
 
 partners = Table(
     "partners",
@@ -56,7 +73,7 @@ api_keys = Table(
 users = Table(
     "users",
     metadata,
-    Column("id", UUID, primary_key=True),
+    Column("id", UUID, nullable=False),
     Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
     Column("environment", ENVIRONMENT, nullable=False),
     Column("external_id", String(128), nullable=False),
@@ -82,16 +99,17 @@ users = Table(
     Column("segment_engagement_score", Float, nullable=True),
     Column("segment_churn_risk", Integer, nullable=True),
     Column("segments_computed_at", UTCDateTime(), nullable=True),
-    UniqueConstraint("partner_id", "environment", "external_id"),
+    PrimaryKeyConstraint(*TENANT, "id"),
+    UniqueConstraint(*TENANT, "external_id"),
 )
 
 offers = Table(
     "offers",
     metadata,
-    Column("id", UUID, primary_key=True),
+    Column("id", UUID, nullable=False),
     Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
     Column("environment", ENVIRONMENT, nullable=False),
-    Column("user_id", UUID, ForeignKey("users.id"), nullable=False),
+    Column("user_id", UUID, nullable=False),
     Column("offer_type", String(64), nullable=False),
     Column("game_type", String(64), nullable=False),
     Column("title", String(200), nullable=False),
@@ -102,11 +120,14 @@ offers = Table(
     Column("claimed_at", UTCDateTime(), nullable=True),
     Column("metadata", json_type(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint(*TENANT, "id"),
+    _owned_by_user(),
     # A user's active, unexpired offers: every condition of the read is in the index.
-    Index(None, "partner_id", "environment", "user_id", "status", "expires_at"),
+    Index(None, *TENANT, "user_id", "status", "expires_at"),
     # The database itself guarantees a user never holds two active offers of one type.
     Index(
         "uq_offers_active_type",
+        *TENANT,
         "user_id",
         "offer_type",
         unique=True,
@@ -114,31 +135,51 @@ offers = Table(
         postgresql_where=text("status = 'active'"),
     ),
     # The job's expiry sweep, tenant by tenant.
-    Index(None, "partner_id", "environment", "status", "expires_at"),
+    Index(None, *TENANT, "status", "expires_at"),
 )
 
 # SQLite only aliases rowid (its cheap autoincrement) for a column typed exactly INTEGER.
 SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
 
+# On PostgreSQL, events are range-partitioned by `occurred_at` month (storage/partitions.py),
+# and a partitioned table's primary key must hold the partition key: there it is
+# (partner_id, environment, occurred_at, seq), created by migration 0005. SQLite keeps `seq`
+# as its rowid. Either way `seq` is unique and gives insertion order (timeline ties).
 events = Table(
     "events",
     metadata,
-    # Insertion order: breaks ties between events of the same occurredAt.
     Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
-    Column("id", UUID, nullable=False, unique=True),
+    Column("id", UUID, nullable=False),
     Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
     Column("environment", ENVIRONMENT, nullable=False),
-    Column("user_id", UUID, ForeignKey("users.id"), nullable=False),
+    Column("user_id", UUID, nullable=False),
     Column("category", String(16), nullable=False),
     Column("event_type", String(64), nullable=False),
     Column("points", Integer, nullable=False),
     Column("occurred_at", UTCDateTime(), nullable=False),
-    # NULL when the partner sent none; NULLs never collide in a unique constraint.
     Column("message_id", String(100), nullable=True),
     Column("metadata", json_type(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("partner_id", "environment", "message_id"),
-    Index(None, "user_id", "occurred_at", "seq"),
+    _owned_by_user(),
+    # A user's timeline, the partial days at the edges of the activity windows, and the
+    # original of a repeated messageId (`message_ids` holds its user and occurred_at).
+    Index(None, *TENANT, "user_id", "occurred_at", "seq"),
+)
+
+# Idempotency of ingestion: a messageId is stored once per tenant, forever. A table of its own
+# because on PostgreSQL a unique index on the partitioned events would have to include
+# `occurred_at`, and a repeat may carry another `occurred_at` than its original.
+message_ids = Table(
+    "message_ids",
+    metadata,
+    Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("message_id", String(100), nullable=False),
+    # Where the original is: one probe of the events' user index, in one month's partition.
+    Column("event_id", UUID, nullable=False),
+    Column("user_id", UUID, nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint(*TENANT, "message_id"),
 )
 
 # Per user and UTC day: turns 7- and 30-day windows into a few dozen rows to add up, and
@@ -146,31 +187,42 @@ events = Table(
 user_daily_activity = Table(
     "user_daily_activity",
     metadata,
-    Column("user_id", UUID, ForeignKey("users.id"), primary_key=True),
-    Column("day", Date, primary_key=True),
+    Column("partner_id", UUID, nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("user_id", UUID, nullable=False),
+    Column("day", Date, nullable=False),
     Column("events", Integer, nullable=False),
     Column("plays", Integer, nullable=False),
     Column("points_earned", BigInteger, nullable=False),
+    PrimaryKeyConstraint(*TENANT, "user_id", "day"),
+    _owned_by_user(),
 )
 
 user_campaigns = Table(
     "user_campaigns",
     metadata,
-    Column("user_id", UUID, ForeignKey("users.id"), primary_key=True),
-    Column("campaign_id", String(200), primary_key=True),
+    Column("partner_id", UUID, nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("user_id", UUID, nullable=False),
+    Column("campaign_id", String(200), nullable=False),
+    PrimaryKeyConstraint(*TENANT, "user_id", "campaign_id"),
+    _owned_by_user(),
 )
 
+# `seq` is SQLite's rowid; PostgreSQL's primary key is (partner_id, environment, seq)
+# (migration 0005), as for events.
 stage_transitions = Table(
     "stage_transitions",
     metadata,
     Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
     Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
     Column("environment", ENVIRONMENT, nullable=False),
-    Column("user_id", UUID, ForeignKey("users.id"), nullable=False),
+    Column("user_id", UUID, nullable=False),
     Column("from_stage", String(16), nullable=False),
     Column("to_stage", String(16), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
-    Index(None, "user_id", "at"),
+    _owned_by_user(),
+    Index(None, *TENANT, "user_id", "at"),
 )
 
 catalogue_overrides = Table(

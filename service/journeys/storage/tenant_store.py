@@ -47,6 +47,7 @@ from journeys.rules import OfferHistory
 from journeys.storage.schema import (
     catalogue_overrides,
     events,
+    message_ids,
     offers,
     stage_transitions,
     user_campaigns,
@@ -59,6 +60,16 @@ WINDOWS_DAYS = (7, 30)
 _PROFILE_FIELDS = ("display_name", "email", "phone", "country", "device", "source")
 #: A profile's natural key: the conflict target of every insert of a user.
 _USER_KEY = [users.c.partner_id, users.c.environment, users.c.external_id]
+_MESSAGE_ID_KEY = list(message_ids.primary_key)
+
+
+def _user_of(table: Table) -> ColumnElement[bool]:
+    """Joins a row to its user along the users' primary key (tenant first)."""
+    return and_(
+        users.c.partner_id == table.c.partner_id,
+        users.c.environment == table.c.environment,
+        users.c.id == table.c.user_id,
+    )
 
 
 class TenantStore:
@@ -156,27 +167,18 @@ class TenantStore:
             for draft in drafts
         ]
         await _lock_message_ids(self._connection, self._tenant, drafts)
-        # A parameter list, not a multi-row VALUES: SQLAlchemy batches it ("insertmanyvalues")
-        # from one cached compiled statement, where a VALUES list recompiles every call.
-        inserted = set(
-            (
-                await self._connection.execute(
-                    _insert_for(self._connection)(events)
-                    .on_conflict_do_nothing(
-                        index_elements=[
-                            events.c.partner_id,
-                            events.c.environment,
-                            events.c.message_id,
-                        ]
-                    )
-                    .returning(events.c.id),
-                    rows,
-                )
-            ).scalars()
-        )
+        claimed = await self._claim_message_ids(rows)
         new = [
-            (draft, row) for draft, row in zip(drafts, rows, strict=True) if row["id"] in inserted
+            (draft, row)
+            for draft, row in zip(drafts, rows, strict=True)
+            if draft.message_id is None or row["id"] in claimed
         ]
+        if new:
+            # A parameter list, not a multi-row VALUES: SQLAlchemy batches it
+            # ("insertmanyvalues") from one cached compiled statement, where a VALUES list
+            # recompiles every call.
+            await self._connection.execute(events.insert(), [row for _, row in new])
+        inserted = {row["id"] for _, row in new}
         await self._add_to_aggregates(new, now)
         await self._drop_users_without_events(created - {row["user_id"] for _, row in new})
         originals = await self._events_by_message_id(
@@ -194,6 +196,30 @@ class TenantStore:
                 assert draft.message_id is not None, "only a messageId can collide"
                 stored.append(StoredEvent(originals[draft.message_id], is_new=False))
         return stored
+
+    async def _claim_message_ids(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Records the batch's messageIds not stored before, each for its first event in the
+        batch; returns the ids of the events that claimed one. The primary key decides, so
+        there is no read-then-write race."""
+        keyed = [row for row in rows if row["message_id"] is not None]
+        if not keyed:
+            return set()
+        result = await self._connection.execute(
+            _insert_for(self._connection)(message_ids)
+            .on_conflict_do_nothing(index_elements=_MESSAGE_ID_KEY)
+            .returning(message_ids.c.event_id),
+            [
+                {
+                    **self._tenant_columns(),
+                    "message_id": row["message_id"],
+                    "event_id": row["id"],
+                    "user_id": row["user_id"],
+                    "occurred_at": row["occurred_at"],
+                }
+                for row in keyed
+            ],
+        )
+        return set(result.scalars())
 
     async def _ensure_users(
         self, drafts: Sequence[NewEvent], now: datetime
@@ -276,7 +302,7 @@ class TenantStore:
         upsert_day = _insert_for(self._connection)(user_daily_activity)
         await self._connection.execute(
             upsert_day.on_conflict_do_update(
-                index_elements=[user_daily_activity.c.user_id, user_daily_activity.c.day],
+                index_elements=list(user_daily_activity.primary_key),
                 set_={
                     "events": user_daily_activity.c.events + upsert_day.excluded.events,
                     "plays": user_daily_activity.c.plays + upsert_day.excluded.plays,
@@ -286,6 +312,7 @@ class TenantStore:
             ),
             [
                 {
+                    **self._tenant_columns(),
                     "user_id": user_id,
                     "day": day,
                     "events": d.events,
@@ -298,7 +325,10 @@ class TenantStore:
         if campaigns:
             await self._connection.execute(
                 _insert_for(self._connection)(user_campaigns).on_conflict_do_nothing(),
-                [{"user_id": u, "campaign_id": c} for u, c in sorted(campaigns)],
+                [
+                    {**self._tenant_columns(), "user_id": u, "campaign_id": c}
+                    for u, c in sorted(campaigns)
+                ],
             )
 
     async def _drop_users_without_events(self, user_ids: set[str]) -> None:
@@ -308,13 +338,27 @@ class TenantStore:
                 delete(users).where(self._scoped(users), users.c.id.in_(sorted(user_ids)))
             )
 
-    async def _events_by_message_id(self, message_ids: list[str]) -> dict[str, EventRecord]:
-        if not message_ids:
+    async def _events_by_message_id(self, message_ids_sent: list[str]) -> dict[str, EventRecord]:
+        if not message_ids_sent:
             return {}
         rows = await self._connection.execute(
             select(events, users.c.external_id)
-            .join(users, users.c.id == events.c.user_id)
-            .where(self._scoped(events), events.c.message_id.in_(sorted(set(message_ids))))
+            .join(
+                message_ids,
+                and_(
+                    message_ids.c.partner_id == events.c.partner_id,
+                    message_ids.c.environment == events.c.environment,
+                    message_ids.c.user_id == events.c.user_id,
+                    message_ids.c.occurred_at == events.c.occurred_at,
+                    message_ids.c.event_id == events.c.id,
+                ),
+            )
+            .join(users, _user_of(events))
+            .where(
+                self._scoped(message_ids),
+                self._scoped(events),
+                message_ids.c.message_id.in_(sorted(set(message_ids_sent))),
+            )
         )
         return {row.message_id: _event(row) for row in rows}
 
@@ -337,7 +381,7 @@ class TenantStore:
         all-time counters live on the profile, windows add up daily rows plus the events of
         the one partial day at each window's start."""
         days = user_daily_activity
-        per_day = days.c.user_id == user_id
+        per_day = and_(self._scoped(days), days.c.user_id == user_id)
 
         def days_after(day: date, column: Any) -> Any:
             return (
@@ -351,6 +395,7 @@ class TenantStore:
             return (
                 select(func.coalesce(func.sum(value), 0))
                 .where(
+                    self._scoped(events),
                     events.c.user_id == user_id,
                     events.c.occurred_at >= start,
                     events.c.occurred_at < day_end,
@@ -377,7 +422,7 @@ class TenantStore:
                     users.c.won_plays,
                     select(func.count()).where(per_day).scalar_subquery().label("active_days"),
                     select(func.count())
-                    .where(user_campaigns.c.user_id == user_id)
+                    .where(self._scoped(user_campaigns), user_campaigns.c.user_id == user_id)
                     .scalar_subquery()
                     .label("campaigns_joined"),
                     *(expression.label(name) for name, expression in windows.items()),
@@ -409,7 +454,7 @@ class TenantStore:
                 func.count().label("active_days"),
                 *(expression.label(name) for name, expression in full_days.items()),
             )
-            .where(days.c.user_id.in_(ids))
+            .where(self._scoped(days), days.c.user_id.in_(ids))
             .group_by(days.c.user_id)
         ):
             found[row.user_id].update(
@@ -433,6 +478,7 @@ class TenantStore:
         for row in await self._connection.execute(
             select(events.c.user_id, *(e.label(name) for name, e in partial.items()))
             .where(
+                self._scoped(events),
                 events.c.user_id.in_(ids),
                 or_(*(in_partial_day(span) for span in WINDOWS_DAYS)),
             )
@@ -442,7 +488,7 @@ class TenantStore:
                 found[row.user_id][name] += int(row._mapping[name] or 0)
         for row in await self._connection.execute(
             select(user_campaigns.c.user_id, func.count().label("campaigns"))
-            .where(user_campaigns.c.user_id.in_(ids))
+            .where(self._scoped(user_campaigns), user_campaigns.c.user_id.in_(ids))
             .group_by(user_campaigns.c.user_id)
         ):
             found[row.user_id]["campaigns_joined"] = int(row.campaigns)
@@ -602,7 +648,7 @@ class TenantStore:
         row = (
             await self._connection.execute(
                 select(offers, users.c.external_id)
-                .join(users, users.c.id == offers.c.user_id)
+                .join(users, _user_of(offers))
                 .where(self._scoped(offers), offers.c.id == offer_id, offers.c.user_id == user_id)
                 .with_for_update(of=offers)
             )
@@ -641,7 +687,7 @@ class TenantStore:
     async def timeline(self, user_id: str, page: int, limit: int) -> list[EventRecord]:
         rows = await self._connection.execute(
             select(events, users.c.external_id)
-            .join(users, users.c.id == events.c.user_id)
+            .join(users, _user_of(events))
             .where(self._scoped(events), events.c.user_id == user_id)
             .order_by(events.c.occurred_at.desc(), events.c.seq.desc())
             .limit(limit)
@@ -652,7 +698,7 @@ class TenantStore:
     async def active_offers(self, user_id: str, now: datetime) -> list[OfferRecord]:
         rows = await self._connection.execute(
             select(offers, users.c.external_id)
-            .join(users, users.c.id == offers.c.user_id)
+            .join(users, _user_of(offers))
             .where(
                 self._scoped(offers),
                 offers.c.user_id == user_id,

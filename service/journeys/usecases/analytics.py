@@ -78,6 +78,8 @@ class AnalyticsJob:
             return None
         started = time.monotonic()
         try:
+            for table in await self._db.keep_partitions_ready(utc_now().date()):
+                log.info("created events partition %s", table)
             async with self._db.transaction(write=True) as tx:
                 as_of = (as_of or self._clock()).replace(microsecond=0)
                 summary = RunSummary(await tx.jobs.start_run(as_of, utc_now()), as_of)
