@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import String, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from journeys.domain import ApiKeyRecord, Environment
@@ -21,6 +21,12 @@ _KEY_COLUMNS = (
     api_keys.c.created_at,
     api_keys.c.revoked_at,
 )
+# Every call looks its key up (revocation binds at once): built once, bound per call.
+_KEY_BY_DIGEST = (
+    select(*_KEY_COLUMNS)
+    .join(partners, partners.c.id == api_keys.c.partner_id)
+    .where(api_keys.c.key_digest == bindparam("digest", type_=String()))
+)
 
 
 class KeyStore:
@@ -28,13 +34,7 @@ class KeyStore:
         self._connection = connection
 
     async def find_by_digest(self, key_digest: str) -> ApiKeyRecord | None:
-        row = (
-            await self._connection.execute(
-                select(*_KEY_COLUMNS)
-                .join(partners, partners.c.id == api_keys.c.partner_id)
-                .where(api_keys.c.key_digest == key_digest)
-            )
-        ).first()
+        row = (await self._connection.execute(_KEY_BY_DIGEST, {"digest": key_digest})).first()
         return None if row is None else _key(row)
 
     async def partner_id(self, name: str) -> str | None:

@@ -12,6 +12,10 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
+    Integer,
+    Select,
+    String,
     Table,
     and_,
     bindparam,
@@ -54,6 +58,7 @@ from journeys.storage.schema import (
     user_daily_activity,
     users,
 )
+from journeys.storage.types import UTCDateTime
 
 WINDOWS_DAYS = (7, 30)
 
@@ -70,6 +75,97 @@ def _user_of(table: Table) -> ColumnElement[bool]:
         users.c.environment == table.c.environment,
         users.c.id == table.c.user_id,
     )
+
+
+def _by_tenant(table: Table) -> ColumnElement[bool]:
+    """`TenantStore._scoped` for a statement built once: the tenant is bound at execution,
+    from `TenantStore._tenant_columns()`."""
+    return and_(
+        table.c.partner_id == bindparam("partner_id"),
+        table.c.environment == bindparam("environment"),
+    )
+
+
+def _activity_totals_statement() -> Select[Any]:
+    """`TenantStore.activity_totals`' statement. Built once at import: building it took
+    longer than executing it (measured), and only the values change between calls."""
+    days = user_daily_activity
+    user = bindparam("user_id", type_=String())
+    per_day = and_(_by_tenant(days), days.c.user_id == user)
+
+    def days_after(span: int, column: Any) -> Any:
+        return (
+            select(func.coalesce(func.sum(column), 0))
+            .where(per_day, days.c.day > bindparam(f"day_{span}", type_=Date()))
+            .scalar_subquery()
+        )
+
+    def partial_day(span: int, *conditions: Any, value: Any) -> Any:
+        return (
+            select(func.coalesce(func.sum(value), 0))
+            .where(
+                _by_tenant(events),
+                events.c.user_id == user,
+                events.c.occurred_at >= bindparam(f"start_{span}", type_=UTCDateTime()),
+                events.c.occurred_at < bindparam(f"end_{span}", type_=UTCDateTime()),
+                *conditions,
+            )
+            .scalar_subquery()
+        )
+
+    is_play = events.c.category == Category.GAME_PLAY.value
+    windows: dict[str, Any] = {}
+    for span in WINDOWS_DAYS:
+        windows[f"plays_{span}d"] = days_after(span, days.c.plays) + partial_day(
+            span, is_play, value=1
+        )
+        windows[f"points_earned_{span}d"] = days_after(span, days.c.points_earned) + partial_day(
+            span, events.c.points > 0, value=events.c.points
+        )
+    return select(
+        users.c.total_events,
+        users.c.total_plays,
+        users.c.won_plays,
+        select(func.count()).where(per_day).scalar_subquery().label("active_days"),
+        select(func.count())
+        .where(_by_tenant(user_campaigns), user_campaigns.c.user_id == user)
+        .scalar_subquery()
+        .label("campaigns_joined"),
+        *(expression.label(name) for name, expression in windows.items()),
+    ).where(_by_tenant(users), users.c.id == user)
+
+
+_ACTIVITY_TOTALS = _activity_totals_statement()
+# The other reads on a request's path, built once for the same reason.
+_USER_BY_EXTERNAL_ID = select(users).where(
+    _by_tenant(users), users.c.external_id == bindparam("external_id", type_=String())
+)
+JOURNEY_LENGTH = 10
+_JOURNEY = (
+    select(stage_transitions)
+    .where(_by_tenant(stage_transitions), stage_transitions.c.user_id == bindparam("user_id"))
+    .order_by(stage_transitions.c.at.desc(), stage_transitions.c.seq.desc())
+    .limit(JOURNEY_LENGTH)
+)
+_TIMELINE = (
+    select(events, users.c.external_id)
+    .join(users, _user_of(events))
+    .where(_by_tenant(events), events.c.user_id == bindparam("user_id"))
+    .order_by(events.c.occurred_at.desc(), events.c.seq.desc())
+    .limit(bindparam("limit", type_=Integer()))
+    .offset(bindparam("offset", type_=Integer()))
+)
+_ACTIVE_OFFERS = (
+    select(offers, users.c.external_id)
+    .join(users, _user_of(offers))
+    .where(
+        _by_tenant(offers),
+        offers.c.user_id == bindparam("user_id"),
+        offers.c.status == "active",
+        offers.c.expires_at > bindparam("now", type_=UTCDateTime()),
+    )
+    .order_by(offers.c.created_at, offers.c.id)
+)
 
 
 class TenantStore:
@@ -138,11 +234,8 @@ class TenantStore:
     async def get_user(self, external_id: str) -> UserRecord | None:
         if "\x00" in external_id:  # stored ids never hold one; PostgreSQL text cannot hold one
             return None
-        row = (
-            await self._connection.execute(
-                select(users).where(self._scoped(users), users.c.external_id == external_id)
-            )
-        ).first()
+        values = {**self._tenant_columns(), "external_id": external_id}
+        row = (await self._connection.execute(_USER_BY_EXTERNAL_ID, values)).first()
         return None if row is None else _user(row)
 
     async def record_events(self, drafts: Sequence[NewEvent], now: datetime) -> list[StoredEvent]:
@@ -380,55 +473,15 @@ class TenantStore:
         """Counters of one user as of an instant, in one round trip whatever their history:
         all-time counters live on the profile, windows add up daily rows plus the events of
         the one partial day at each window's start."""
-        days = user_daily_activity
-        per_day = and_(self._scoped(days), days.c.user_id == user_id)
-
-        def days_after(day: date, column: Any) -> Any:
-            return (
-                select(func.coalesce(func.sum(column), 0))
-                .where(per_day, days.c.day > day)
-                .scalar_subquery()
-            )
-
-        def partial_day(start: datetime, *conditions: Any, value: Any) -> Any:
-            day_end = _end_of_day(start)
-            return (
-                select(func.coalesce(func.sum(value), 0))
-                .where(
-                    self._scoped(events),
-                    events.c.user_id == user_id,
-                    events.c.occurred_at >= start,
-                    events.c.occurred_at < day_end,
-                    *conditions,
-                )
-                .scalar_subquery()
-            )
-
-        is_play = events.c.category == Category.GAME_PLAY.value
-        windows: dict[str, Any] = {}
+        values: dict[str, Any] = {**self._tenant_columns(), "user_id": user_id}
         for span in WINDOWS_DAYS:
             start = as_of - timedelta(days=span)
-            windows[f"plays_{span}d"] = days_after(start.date(), days.c.plays) + partial_day(
-                start, is_play, value=1
-            )
-            windows[f"points_earned_{span}d"] = days_after(
-                start.date(), days.c.points_earned
-            ) + partial_day(start, events.c.points > 0, value=events.c.points)
-        row = (
-            await self._connection.execute(
-                select(
-                    users.c.total_events,
-                    users.c.total_plays,
-                    users.c.won_plays,
-                    select(func.count()).where(per_day).scalar_subquery().label("active_days"),
-                    select(func.count())
-                    .where(self._scoped(user_campaigns), user_campaigns.c.user_id == user_id)
-                    .scalar_subquery()
-                    .label("campaigns_joined"),
-                    *(expression.label(name) for name, expression in windows.items()),
-                ).where(self._scoped(users), users.c.id == user_id)
-            )
-        ).one()
+            values |= {
+                f"day_{span}": start.date(),
+                f"start_{span}": start,
+                f"end_{span}": _end_of_day(start),
+            }
+        row = (await self._connection.execute(_ACTIVITY_TOTALS, values)).one()
         return ActivityTotals(**{name: int(value) for name, value in row._mapping.items()})
 
     async def activity_totals_many(
@@ -565,12 +618,10 @@ class TenantStore:
                 ],
             )
 
-    async def journey(self, user_id: str, limit: int = 10) -> list[StageTransitionView]:
+    async def journey(self, user_id: str) -> list[StageTransitionView]:
+        """The user's latest `JOURNEY_LENGTH` stage transitions, newest first."""
         rows = await self._connection.execute(
-            select(stage_transitions)
-            .where(self._scoped(stage_transitions), stage_transitions.c.user_id == user_id)
-            .order_by(stage_transitions.c.at.desc(), stage_transitions.c.seq.desc())
-            .limit(limit)
+            _JOURNEY, {**self._tenant_columns(), "user_id": user_id}
         )
         return [StageTransitionView(row.from_stage, row.to_stage, row.at) for row in rows]
 
@@ -686,26 +737,19 @@ class TenantStore:
 
     async def timeline(self, user_id: str, page: int, limit: int) -> list[EventRecord]:
         rows = await self._connection.execute(
-            select(events, users.c.external_id)
-            .join(users, _user_of(events))
-            .where(self._scoped(events), events.c.user_id == user_id)
-            .order_by(events.c.occurred_at.desc(), events.c.seq.desc())
-            .limit(limit)
-            .offset((page - 1) * limit)
+            _TIMELINE,
+            {
+                **self._tenant_columns(),
+                "user_id": user_id,
+                "limit": limit,
+                "offset": (page - 1) * limit,
+            },
         )
         return [_event(row) for row in rows]
 
     async def active_offers(self, user_id: str, now: datetime) -> list[OfferRecord]:
         rows = await self._connection.execute(
-            select(offers, users.c.external_id)
-            .join(users, _user_of(offers))
-            .where(
-                self._scoped(offers),
-                offers.c.user_id == user_id,
-                offers.c.status == "active",
-                offers.c.expires_at > now,
-            )
-            .order_by(offers.c.created_at, offers.c.id)
+            _ACTIVE_OFFERS, {**self._tenant_columns(), "user_id": user_id, "now": now}
         )
         return [_offer(row) for row in rows]
 
