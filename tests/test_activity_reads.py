@@ -12,7 +12,6 @@ from typing import Any
 from journeys.domain import Category, Environment, NewEvent, Tenant, utc_now
 from journeys.storage.database import Database
 from journeys.storage.partitions import Month
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from tests.support import engine_of, migrate
@@ -54,10 +53,7 @@ async def test_counters_of_a_long_history_match_a_brute_force_count(database_url
             await store.record_events(drafts[start : start + 500], now)
     statements: list[tuple[str, Any]] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    database.on_statement(lambda statement, parameters: statements.append((statement, parameters)))
     async with database.transaction(write=False) as tx:
         store = tx.tenant(Tenant(partner, Environment.TEST))
         user = await store.get_user("heavy")

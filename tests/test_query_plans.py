@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from journeys.domain import Environment, NewOffer, Tenant, UserChanges, utc_now
 from journeys.storage.database import Database
-from sqlalchemy import event
 
 from tests.support import migrate
 
@@ -40,10 +39,9 @@ async def test_a_users_offers_are_read_through_their_own_index(tmp_path: Path) -
                 now,
             )
 
-        def record(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
-            statements.append((statement, parameters))
-
-        event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+        database.on_statement(
+            lambda statement, parameters: statements.append((statement, parameters))
+        )
         async with database.transaction(write=False) as tx:
             offers = await tx.tenant(tenant).active_offers(user.id, now)
             await tx.tenant(tenant).expire_offers(now)

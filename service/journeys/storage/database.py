@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from journeys.domain import Tenant
+from journeys.storage.connection import InlineConnection, StoreConnection
 from journeys.storage.job_store import JobStore
 from journeys.storage.key_store import KeyStore
 from journeys.storage.partitions import EventPartitions
@@ -25,7 +26,7 @@ _BEGIN_OPTION = "journeys_sqlite_begin"
 class Transaction:
     """One database transaction; everything done through it commits or rolls back together."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: StoreConnection) -> None:
         self._connection = connection
         self.keys = KeyStore(connection)
         self.partitions = EventPartitions(connection)
@@ -35,20 +36,34 @@ class Transaction:
         return TenantStore(self._connection, tenant)
 
 
+StatementListener = Callable[[str, Any], None]
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
+        #: For bulk work and inspection; transactions on SQLite run on `_inline` instead.
+        self.engine: AsyncEngine = create_async_engine(url, echo=echo, **_engine_options(url))
+        self._inline: Engine | None = None
         if self.dialect == "sqlite":
             _ensure_parent_dir(url)
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo, **_engine_options(url))
-        if self.dialect == "sqlite":
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine)
+            # The standard library driver, called on the event loop (storage/connection.py).
+            self._inline = create_engine(make_url(url).set(drivername="sqlite+pysqlite"), echo=echo)
+            _configure_sqlite(self._inline)
 
     @asynccontextmanager
     async def transaction(self, *, write: bool) -> AsyncIterator[Transaction]:
         """A transaction that reads a consistent snapshot or, with `write`, holds the right to
         write from its first statement, so concurrent writers queue instead of failing."""
+        if self._inline is not None:
+            with self._inline.connect() as inline:
+                if write:
+                    inline = inline.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                with inline.begin():
+                    yield Transaction(InlineConnection(inline))
+            return
         async with self.engine.connect() as connection:
             if write and self.dialect == "sqlite":
                 connection = await connection.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
@@ -66,8 +81,19 @@ class Database:
         async with self.transaction(write=True) as tx:
             return await tx.partitions.ensure(today)
 
+    def on_statement(self, listener: StatementListener) -> None:
+        """Calls `listener(sql, parameters)` before each statement a transaction runs."""
+
+        def before(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            listener(statement, parameters)
+
+        target = self._inline if self._inline is not None else self.engine.sync_engine
+        event.listen(target, "before_cursor_execute", before)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._inline is not None:
+            self._inline.dispose()
 
     async def __aenter__(self) -> Database:
         return self
@@ -88,10 +114,10 @@ def _ensure_parent_dir(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: Engine) -> None:
     # pysqlite's implicit transactions cannot take the write lock up front; with them off we
     # issue BEGIN ourselves (SQLAlchemy's documented recipe for SQLite).
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -104,7 +130,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")

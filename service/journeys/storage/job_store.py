@@ -6,15 +6,15 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from journeys.domain import Environment, Tenant
+from journeys.storage.connection import StoreConnection
 from journeys.storage.schema import analytics_runs, job_leases, users
 from journeys.storage.tenant_store import _insert_for
 
 
 class JobStore:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: StoreConnection) -> None:
         self._connection = connection
 
     async def tenants(self) -> list[Tenant]:
@@ -39,7 +39,7 @@ class JobStore:
             .values(name=name, holder=holder, expires_at=until)
             .on_conflict_do_nothing(index_elements=[job_leases.c.name])
         )
-        current = await self._connection.scalar(
+        current: str | None = await self._connection.scalar(
             select(job_leases.c.holder).where(job_leases.c.name == name)
         )
         return current == holder

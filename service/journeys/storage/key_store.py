@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from journeys.domain import ApiKeyRecord, Environment
+from journeys.storage.connection import StoreConnection
 from journeys.storage.schema import api_keys, partners
 
 _KEY_COLUMNS = (
@@ -30,7 +30,7 @@ _KEY_BY_DIGEST = (
 
 
 class KeyStore:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: StoreConnection) -> None:
         self._connection = connection
 
     async def find_by_digest(self, key_digest: str) -> ApiKeyRecord | None:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from journeys.storage.connection import StoreConnection
 
 MONTHS_AHEAD = 3
 HISTORY = "events_history"
@@ -104,7 +105,7 @@ def create_month_statements(month: Month) -> list[str]:
 
 
 class EventPartitions:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: StoreConnection) -> None:
         self._connection = connection
 
     async def names(self) -> set[str]:

@@ -28,7 +28,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from journeys.domain import (
     ActivityTotals,
@@ -48,6 +47,7 @@ from journeys.domain import (
     UserRecord,
 )
 from journeys.rules import OfferHistory
+from journeys.storage.connection import StoreConnection
 from journeys.storage.schema import (
     catalogue_overrides,
     events,
@@ -169,7 +169,7 @@ _ACTIVE_OFFERS = (
 
 
 class TenantStore:
-    def __init__(self, connection: AsyncConnection, tenant: Tenant) -> None:
+    def __init__(self, connection: StoreConnection, tenant: Tenant) -> None:
         self._connection = connection
         self._tenant = tenant
 
@@ -783,7 +783,7 @@ class _DayDelta:
 
 
 async def _lock_message_ids(
-    connection: AsyncConnection, tenant: Tenant, drafts: Sequence[NewEvent]
+    connection: StoreConnection, tenant: Tenant, drafts: Sequence[NewEvent]
 ) -> None:
     """PostgreSQL: takes a transaction lock per messageId of the batch, in one global order.
 
@@ -829,7 +829,7 @@ def _utc(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _insert_for(connection: AsyncConnection) -> Any:
+def _insert_for(connection: StoreConnection) -> Any:
     return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
 
 

@@ -183,6 +183,8 @@ class AnalyticsJob:
                 await store.add_transitions(transitions, as_of)
                 await store.add_offers(planned, as_of)
             after = chunk[-1].external_id
+            # SQLite transactions run on the event loop's thread: let requests in between chunks.
+            await asyncio.sleep(0)
             summary.users_scanned += len(chunk)
             summary.transitions += len(transitions)
             summary.offers_created += len(planned)
