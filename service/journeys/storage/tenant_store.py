@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -65,7 +65,6 @@ WINDOWS_DAYS = (7, 30)
 _PROFILE_FIELDS = ("display_name", "email", "phone", "country", "device", "source")
 #: A profile's natural key: the conflict target of every insert of a user.
 _USER_KEY = [users.c.partner_id, users.c.environment, users.c.external_id]
-_MESSAGE_ID_KEY = list(message_ids.primary_key)
 
 
 def _user_of(table: Table) -> ColumnElement[bool]:
@@ -79,10 +78,10 @@ def _user_of(table: Table) -> ColumnElement[bool]:
 
 def _by_tenant(table: Table) -> ColumnElement[bool]:
     """`TenantStore._scoped` for a statement built once: the tenant is bound at execution,
-    from `TenantStore._tenant_columns()`."""
+    from `TenantStore._tenant_binds()`."""
     return and_(
-        table.c.partner_id == bindparam("partner_id"),
-        table.c.environment == bindparam("environment"),
+        table.c.partner_id == bindparam("tenant_partner_id"),
+        table.c.environment == bindparam("tenant_environment"),
     )
 
 
@@ -136,6 +135,86 @@ def _activity_totals_statement() -> Select[Any]:
 
 
 _ACTIVITY_TOTALS = _activity_totals_statement()
+
+
+def _per_dialect(build: Callable[[Any], Any]) -> dict[str, Any]:
+    """A statement built once per engine from that engine's `insert` (ON CONFLICT)."""
+    return {"sqlite": build(sqlite.insert), "postgresql": build(postgresql.insert)}
+
+
+# Ingestion's statements, built once for the same reason.
+_ADD_NEW_USERS = _per_dialect(
+    lambda insert: (
+        insert(users).on_conflict_do_nothing(index_elements=_USER_KEY).returning(users.c.id)
+    )
+)
+_USER_IDS = select(users.c.external_id, users.c.id).where(
+    _by_tenant(users), users.c.external_id.in_(bindparam("external_ids", expanding=True))
+)
+_CLAIM_MESSAGE_IDS = _per_dialect(
+    lambda insert: (
+        insert(message_ids)
+        .on_conflict_do_nothing(index_elements=list(message_ids.primary_key))
+        .returning(message_ids.c.event_id)
+    )
+)
+# A parameter list, not a multi-row VALUES: SQLAlchemy batches it ("insertmanyvalues").
+_INSERT_EVENTS = events.insert()
+_AT = users.c.first_seen_at.type
+_ADD_TO_PROFILES = (
+    update(users)
+    .where(_by_tenant(users), users.c.id == bindparam("user_id"))
+    .values(
+        total_events=users.c.total_events + bindparam("events"),
+        total_plays=users.c.total_plays + bindparam("plays"),
+        won_plays=users.c.won_plays + bindparam("won"),
+        first_seen_at=case(
+            (bindparam("first", type_=_AT) < users.c.first_seen_at, bindparam("first", type_=_AT)),
+            else_=users.c.first_seen_at,
+        ),
+        last_seen_at=case(
+            (bindparam("last", type_=_AT) > users.c.last_seen_at, bindparam("last", type_=_AT)),
+            else_=users.c.last_seen_at,
+        ),
+        updated_at=bindparam("now", type_=_AT),
+    )
+)
+
+
+def _add_to_days(insert: Any) -> Any:
+    upsert = insert(user_daily_activity)
+    days = user_daily_activity.c
+    return upsert.on_conflict_do_update(
+        index_elements=list(user_daily_activity.primary_key),
+        set_={
+            "events": days.events + upsert.excluded.events,
+            "plays": days.plays + upsert.excluded.plays,
+            "points_earned": days.points_earned + upsert.excluded.points_earned,
+        },
+    )
+
+
+_ADD_TO_DAYS = _per_dialect(_add_to_days)
+_ADD_CAMPAIGNS = _per_dialect(lambda insert: insert(user_campaigns).on_conflict_do_nothing())
+_ORIGINALS = (
+    select(events, users.c.external_id)
+    .join(
+        message_ids,
+        and_(
+            message_ids.c.partner_id == events.c.partner_id,
+            message_ids.c.environment == events.c.environment,
+            message_ids.c.user_id == events.c.user_id,
+            message_ids.c.occurred_at == events.c.occurred_at,
+            message_ids.c.event_id == events.c.id,
+        ),
+    )
+    .join(users, _user_of(events))
+    .where(
+        _by_tenant(message_ids),
+        _by_tenant(events),
+        message_ids.c.message_id.in_(bindparam("message_ids", expanding=True)),
+    )
+)
 # The other reads on a request's path, built once for the same reason.
 _USER_BY_EXTERNAL_ID = select(users).where(
     _by_tenant(users), users.c.external_id == bindparam("external_id", type_=String())
@@ -183,6 +262,13 @@ class TenantStore:
         return {
             "partner_id": self._tenant.partner_id,
             "environment": self._tenant.environment.value,
+        }
+
+    def _tenant_binds(self) -> dict[str, str]:
+        """The values of `_by_tenant`'s parameters."""
+        return {
+            "tenant_partner_id": self._tenant.partner_id,
+            "tenant_environment": self._tenant.environment.value,
         }
 
     def _new_profile(
@@ -234,14 +320,14 @@ class TenantStore:
     async def get_user(self, external_id: str) -> UserRecord | None:
         if "\x00" in external_id:  # stored ids never hold one; PostgreSQL text cannot hold one
             return None
-        values = {**self._tenant_columns(), "external_id": external_id}
+        values = {**self._tenant_binds(), "external_id": external_id}
         row = (await self._connection.execute(_USER_BY_EXTERNAL_ID, values)).first()
         return None if row is None else _user(row)
 
     async def record_events(self, drafts: Sequence[NewEvent], now: datetime) -> list[StoredEvent]:
         """Stores a batch set-wise: a few statements whatever its size. An event whose
         `messageId` is already stored (by this batch, an earlier one, or a concurrent one) is
-        not stored again; its original comes back with `is_new=False`. The unique constraint
+        not stored again; its original comes back with `is_new=False`. The `message_ids` key
         decides, so there is no read-then-write race."""
         user_ids, created = await self._ensure_users(drafts, now)
         rows = [
@@ -270,7 +356,7 @@ class TenantStore:
             # A parameter list, not a multi-row VALUES: SQLAlchemy batches it
             # ("insertmanyvalues") from one cached compiled statement, where a VALUES list
             # recompiles every call.
-            await self._connection.execute(events.insert(), [row for _, row in new])
+            await self._connection.execute(_INSERT_EVENTS, [row for _, row in new])
         inserted = {row["id"] for _, row in new}
         await self._add_to_aggregates(new, now)
         await self._drop_users_without_events(created - {row["user_id"] for _, row in new})
@@ -298,9 +384,7 @@ class TenantStore:
         if not keyed:
             return set()
         result = await self._connection.execute(
-            _insert_for(self._connection)(message_ids)
-            .on_conflict_do_nothing(index_elements=_MESSAGE_ID_KEY)
-            .returning(message_ids.c.event_id),
+            _CLAIM_MESSAGE_IDS[self._connection.dialect.name],
             [
                 {
                     **self._tenant_columns(),
@@ -325,9 +409,7 @@ class TenantStore:
         created = set(
             (
                 await self._connection.execute(
-                    _insert_for(self._connection)(users)
-                    .on_conflict_do_nothing(index_elements=_USER_KEY)
-                    .returning(users.c.id),
+                    _ADD_NEW_USERS[self._connection.dialect.name],
                     [
                         self._new_profile(external_id, first, last, now)
                         for external_id, (first, last) in sorted(seen.items())
@@ -336,9 +418,7 @@ class TenantStore:
             ).scalars()
         )
         rows = await self._connection.execute(
-            select(users.c.external_id, users.c.id).where(
-                self._scoped(users), users.c.external_id.in_(list(seen))
-            )
+            _USER_IDS, {**self._tenant_binds(), "external_ids": list(seen)}
         )
         return {row.external_id: row.id for row in rows}, created
 
@@ -357,32 +437,12 @@ class TenantStore:
             if draft.campaign_id is not None:
                 campaigns.add((user_id, draft.campaign_id))
         await self._connection.execute(
-            update(users)
-            .where(self._scoped(users), users.c.id == bindparam("user_id"))
-            .values(
-                total_events=users.c.total_events + bindparam("events"),
-                total_plays=users.c.total_plays + bindparam("plays"),
-                won_plays=users.c.won_plays + bindparam("won"),
-                first_seen_at=case(
-                    (
-                        bindparam("first", type_=users.c.first_seen_at.type)
-                        < users.c.first_seen_at,
-                        bindparam("first", type_=users.c.first_seen_at.type),
-                    ),
-                    else_=users.c.first_seen_at,
-                ),
-                last_seen_at=case(
-                    (
-                        bindparam("last", type_=users.c.last_seen_at.type) > users.c.last_seen_at,
-                        bindparam("last", type_=users.c.last_seen_at.type),
-                    ),
-                    else_=users.c.last_seen_at,
-                ),
-                updated_at=now,
-            ),
+            _ADD_TO_PROFILES,
             [
                 {
+                    **self._tenant_binds(),
                     "user_id": user_id,
+                    "now": now,
                     "events": d.events,
                     "plays": d.plays,
                     "won": d.won,
@@ -392,17 +452,9 @@ class TenantStore:
                 for user_id, d in sorted(per_user.items())
             ],
         )
-        upsert_day = _insert_for(self._connection)(user_daily_activity)
+        dialect = self._connection.dialect.name
         await self._connection.execute(
-            upsert_day.on_conflict_do_update(
-                index_elements=list(user_daily_activity.primary_key),
-                set_={
-                    "events": user_daily_activity.c.events + upsert_day.excluded.events,
-                    "plays": user_daily_activity.c.plays + upsert_day.excluded.plays,
-                    "points_earned": user_daily_activity.c.points_earned
-                    + upsert_day.excluded.points_earned,
-                },
-            ),
+            _ADD_TO_DAYS[dialect],
             [
                 {
                     **self._tenant_columns(),
@@ -417,7 +469,7 @@ class TenantStore:
         )
         if campaigns:
             await self._connection.execute(
-                _insert_for(self._connection)(user_campaigns).on_conflict_do_nothing(),
+                _ADD_CAMPAIGNS[dialect],
                 [
                     {**self._tenant_columns(), "user_id": u, "campaign_id": c}
                     for u, c in sorted(campaigns)
@@ -435,23 +487,7 @@ class TenantStore:
         if not message_ids_sent:
             return {}
         rows = await self._connection.execute(
-            select(events, users.c.external_id)
-            .join(
-                message_ids,
-                and_(
-                    message_ids.c.partner_id == events.c.partner_id,
-                    message_ids.c.environment == events.c.environment,
-                    message_ids.c.user_id == events.c.user_id,
-                    message_ids.c.occurred_at == events.c.occurred_at,
-                    message_ids.c.event_id == events.c.id,
-                ),
-            )
-            .join(users, _user_of(events))
-            .where(
-                self._scoped(message_ids),
-                self._scoped(events),
-                message_ids.c.message_id.in_(sorted(set(message_ids_sent))),
-            )
+            _ORIGINALS, {**self._tenant_binds(), "message_ids": sorted(set(message_ids_sent))}
         )
         return {row.message_id: _event(row) for row in rows}
 
@@ -473,7 +509,7 @@ class TenantStore:
         """Counters of one user as of an instant, in one round trip whatever their history:
         all-time counters live on the profile, windows add up daily rows plus the events of
         the one partial day at each window's start."""
-        values: dict[str, Any] = {**self._tenant_columns(), "user_id": user_id}
+        values: dict[str, Any] = {**self._tenant_binds(), "user_id": user_id}
         for span in WINDOWS_DAYS:
             start = as_of - timedelta(days=span)
             values |= {
@@ -621,7 +657,7 @@ class TenantStore:
     async def journey(self, user_id: str) -> list[StageTransitionView]:
         """The user's latest `JOURNEY_LENGTH` stage transitions, newest first."""
         rows = await self._connection.execute(
-            _JOURNEY, {**self._tenant_columns(), "user_id": user_id}
+            _JOURNEY, {**self._tenant_binds(), "user_id": user_id}
         )
         return [StageTransitionView(row.from_stage, row.to_stage, row.at) for row in rows]
 
@@ -739,7 +775,7 @@ class TenantStore:
         rows = await self._connection.execute(
             _TIMELINE,
             {
-                **self._tenant_columns(),
+                **self._tenant_binds(),
                 "user_id": user_id,
                 "limit": limit,
                 "offset": (page - 1) * limit,
@@ -749,7 +785,7 @@ class TenantStore:
 
     async def active_offers(self, user_id: str, now: datetime) -> list[OfferRecord]:
         rows = await self._connection.execute(
-            _ACTIVE_OFFERS, {**self._tenant_columns(), "user_id": user_id, "now": now}
+            _ACTIVE_OFFERS, {**self._tenant_binds(), "user_id": user_id, "now": now}
         )
         return [_offer(row) for row in rows]
 
