@@ -16,15 +16,14 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Dialect, Table, func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import func, select, text
 
 from journeys.domain import Category, Environment, NewEvent, Tenant, utc_now
+from journeys.storage.bulk import BulkInsert
 from journeys.storage.database import Database
 from journeys.storage.schema import events, users
 
@@ -174,8 +173,8 @@ async def _seed_bulk(
         )
     total = sum(count for _, count in planned)
     dialect = database.engine.dialect
-    user_insert = _BulkInsert(users, _USER_COLUMNS, dialect)
-    event_insert = _BulkInsert(events, _EVENT_COLUMNS, dialect)
+    user_insert = BulkInsert(users, _USER_COLUMNS, dialect)
+    event_insert = BulkInsert(events, _EVENT_COLUMNS, dialect)
     stored_time = event_insert.processor("occurred_at")
     stored_json = event_insert.processor("metadata")
     stored_now = stored_time(now)
@@ -313,48 +312,6 @@ _EVENT_COLUMNS = (
     "metadata",
     "created_at",
 )
-
-
-class _BulkInsert:
-    """A plain INSERT for the driver's executemany over tuples of stored values. Values go
-    through SQLAlchemy's own type processors (`processor`), so rows read back exactly as if
-    SQLAlchemy had written them, without its per-row statement machinery."""
-
-    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
-        if dialect.paramstyle == "qmark":
-            placeholders = ["?"] * len(columns)
-        elif dialect.paramstyle == "numeric_dollar":
-            placeholders = [f"${n}" for n in range(1, len(columns) + 1)]
-        else:  # pragma: no cover - the two drivers we support use these
-            raise NotImplementedError(f"paramstyle {dialect.paramstyle}")
-        self.sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(placeholders)})"
-        )
-        self._table = table
-        self._columns = tuple(columns)
-        self._dialect = dialect
-
-    async def execute(self, connection: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
-        """PostgreSQL: COPY (asyncpg's copy_records_to_table); SQLite: executemany."""
-        if self._dialect.name == "postgresql":
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            await driver.copy_records_to_table(
-                self._table.name, records=rows, columns=list(self._columns)
-            )
-        else:
-            await connection.exec_driver_sql(self.sql, rows)
-
-    def processor(self, column: str) -> Callable[[Any], Any]:
-        process = (
-            self._table.c[column].type.dialect_impl(self._dialect).bind_processor(self._dialect)
-        )
-        return process if process is not None else _same
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 class _SequentialIds:
