@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -176,7 +175,17 @@ async def _seed_bulk(
     user_insert = BulkInsert(users, _USER_COLUMNS, dialect)
     event_insert = BulkInsert(events, _EVENT_COLUMNS, dialect)
     stored_time = event_insert.processor("occurred_at")
-    stored_json = event_insert.processor("metadata")
+    to_json = event_insert.processor("metadata")
+    # Generated metadata takes a few dozen distinct values: each is serialised once.
+    json_of: dict[tuple[tuple[str, object], ...], object] = {}
+
+    def stored_json(metadata: dict[str, object]) -> object:
+        key = tuple(metadata.items())
+        found = json_of.get(key)
+        if found is None:
+            found = json_of[key] = to_json(metadata)
+        return found
+
     stored_now = stored_time(now)
     # Placeholders for the profile times: the set-based statements below set the real ones.
     user_constants = (
@@ -274,7 +283,9 @@ def _aggregate_statements(dialect: str) -> list[str]:
             SELECT user_id, {day}, count(*), sum({play}),
                    sum(CASE WHEN points > 0 THEN points ELSE 0 END)
             {tenant_events}
-            GROUP BY user_id, {day}""",
+            GROUP BY user_id, {day}
+            -- In key order: the primary key index is appended to, not written all over.
+            ORDER BY user_id, {day}""",
         f"""INSERT INTO user_campaigns (user_id, campaign_id)
             SELECT DISTINCT user_id, {campaign}
             {tenant_events} AND category = 'CAMPAIGN' AND {is_text_campaign}""",
@@ -326,4 +337,6 @@ class _SequentialIds:
 
     def next(self) -> str:
         self._low += 1
-        return str(uuid.UUID(int=self._high | 0b10 << 62 | self._low))
+        # str(uuid.UUID(int=...)) spelt out: the same text at a fifth of the cost.
+        digits = f"{self._high | 0b10 << 62 | self._low:032x}"
+        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
