@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Table,
     and_,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    literal,
     or_,
     select,
     text,
@@ -390,70 +392,37 @@ class TenantStore:
     async def activity_totals_many(
         self, counters: Sequence[UserCounters], as_of: datetime
     ) -> dict[str, ActivityTotals]:
-        """`activity_totals` for a chunk of users, set-wise: three grouped queries."""
+        """`activity_totals` for a chunk of users, set-wise: three grouped queries, each built
+        once for every chunk of every run."""
         ids = [user.id for user in counters]
-        days = user_daily_activity
-        is_play = events.c.category == Category.GAME_PLAY.value
-        starts = {span: as_of - timedelta(days=span) for span in WINDOWS_DAYS}
-        full_days = {
-            name: func.sum(case((days.c.day > starts[span].date(), column), else_=0))
-            for span in WINDOWS_DAYS
-            for name, column in (
-                (f"plays_{span}d", days.c.plays),
-                (f"points_earned_{span}d", days.c.points_earned),
-            )
+        bounds = _window_bounds(as_of)
+        windows: dict[str, list[int]] = {}
+        active_days: dict[str, int] = {}
+        for user_id, days, *sums in await self._connection.execute(
+            _FULL_DAYS, {"ids": ids, **bounds}
+        ):
+            active_days[user_id] = int(days)
+            windows[user_id] = [int(value or 0) for value in sums]
+        for user_id, *sums in await self._connection.execute(_PARTIAL_DAYS, {"ids": ids, **bounds}):
+            found = windows.setdefault(user_id, [0] * len(_WINDOW_FIELDS))
+            for n, value in enumerate(sums):
+                found[n] += int(value or 0)
+        campaigns = {
+            user_id: int(joined)
+            for user_id, joined in await self._connection.execute(_CAMPAIGNS_JOINED, {"ids": ids})
         }
-        found: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for row in await self._connection.execute(
-            select(
-                days.c.user_id,
-                func.count().label("active_days"),
-                *(expression.label(name) for name, expression in full_days.items()),
-            )
-            .where(days.c.user_id.in_(ids))
-            .group_by(days.c.user_id)
-        ):
-            found[row.user_id].update(
-                {name: int(value or 0) for name, value in row._mapping.items() if name != "user_id"}
-            )
-
-        def in_partial_day(span: int) -> Any:
-            return and_(
-                events.c.occurred_at >= starts[span],
-                events.c.occurred_at < _end_of_day(starts[span]),
-            )
-
-        partial = {
-            name: func.sum(case((and_(in_partial_day(span), condition), value), else_=0))
-            for span in WINDOWS_DAYS
-            for name, condition, value in (
-                (f"plays_{span}d", is_play, 1),
-                (f"points_earned_{span}d", events.c.points > 0, events.c.points),
-            )
-        }
-        for row in await self._connection.execute(
-            select(events.c.user_id, *(e.label(name) for name, e in partial.items()))
-            .where(
-                events.c.user_id.in_(ids),
-                or_(*(in_partial_day(span) for span in WINDOWS_DAYS)),
-            )
-            .group_by(events.c.user_id)
-        ):
-            for name in partial:
-                found[row.user_id][name] += int(row._mapping[name] or 0)
-        for row in await self._connection.execute(
-            select(user_campaigns.c.user_id, func.count().label("campaigns"))
-            .where(user_campaigns.c.user_id.in_(ids))
-            .group_by(user_campaigns.c.user_id)
-        ):
-            found[row.user_id]["campaigns_joined"] = int(row.campaigns)
-        for user in counters:
-            found[user.id].update(
+        none = [0] * len(_WINDOW_FIELDS)
+        return {
+            user.id: ActivityTotals(
                 total_events=user.total_events,
                 total_plays=user.total_plays,
                 won_plays=user.won_plays,
+                **dict(zip(_WINDOW_FIELDS, windows.get(user.id, none), strict=True)),
+                campaigns_joined=campaigns.get(user.id, 0),
+                active_days=active_days.get(user.id, 0),
             )
-        return {user_id: ActivityTotals(**found[user_id]) for user_id in ids}
+            for user in counters
+        }
 
     async def users_after(self, after_external_id: str, limit: int) -> list[UserCounters]:
         """The next chunk of users in external id order: keyset paging along the tenant's
@@ -747,6 +716,70 @@ _LOCK_KEYS = text(
     "SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key ORDER BY key"
 )
 
+#: The window counters `activity_totals_many` adds up, in the order its queries return them.
+_WINDOW_FIELDS = tuple(
+    f"{kind}_{span}d" for kind in ("plays", "points_earned") for span in WINDOWS_DAYS
+)
+
+
+def _window_bounds(as_of: datetime) -> dict[str, Any]:
+    """Parameters of the window queries: each window's whole days after its first, partial
+    one, and that partial day's span of time."""
+    bounds: dict[str, Any] = {}
+    for span in WINDOWS_DAYS:
+        start = as_of - timedelta(days=span)
+        bounds[f"after_day_{span}d"] = start.date()
+        bounds[f"from_{span}d"] = start
+        bounds[f"until_{span}d"] = _end_of_day(start)
+    return bounds
+
+
+def _in_partial_day(span: int) -> ColumnElement[bool]:
+    return and_(
+        events.c.occurred_at >= bindparam(f"from_{span}d"),
+        events.c.occurred_at < bindparam(f"until_{span}d"),
+    )
+
+
+_CHUNK_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_FULL_DAYS = (
+    select(
+        user_daily_activity.c.user_id,
+        func.count(),
+        *(
+            func.sum(
+                case((user_daily_activity.c.day > bindparam(f"after_day_{span}d"), column), else_=0)
+            )
+            for column in (user_daily_activity.c.plays, user_daily_activity.c.points_earned)
+            for span in WINDOWS_DAYS
+        ),
+    )
+    .where(user_daily_activity.c.user_id.in_(_CHUNK_IDS))
+    .group_by(user_daily_activity.c.user_id)
+)
+_PARTIAL_DAYS = (
+    select(
+        events.c.user_id,
+        *(
+            func.sum(case((and_(_in_partial_day(span), condition), value), else_=0))
+            for condition, value in (
+                (events.c.category == Category.GAME_PLAY.value, literal(1)),
+                (events.c.points > 0, events.c.points),
+            )
+            for span in WINDOWS_DAYS
+        ),
+    )
+    .where(
+        events.c.user_id.in_(_CHUNK_IDS),
+        or_(*(_in_partial_day(span) for span in WINDOWS_DAYS)),
+    )
+    .group_by(events.c.user_id)
+)
+_CAMPAIGNS_JOINED = (
+    select(user_campaigns.c.user_id, func.count())
+    .where(user_campaigns.c.user_id.in_(_CHUNK_IDS))
+    .group_by(user_campaigns.c.user_id)
+)
 _SAVE_SEGMENTS_SQLITE = (
     "UPDATE users SET segment_stage = ?, segment_tier = ?, segment_engagement_score = ?, "
     "segment_churn_risk = ?, segments_computed_at = ? "
