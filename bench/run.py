@@ -984,5 +984,9 @@ def _count(value: int) -> str:
     return f"{value // 1_000_000}M" if value % 1_000_000 == 0 else f"{value // 1000}k"
 
 
+_STARTED = time.monotonic()
+
+
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """Progress on stderr, stamped with the seconds since the run began (where time goes)."""
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
