@@ -12,6 +12,7 @@ profiles as the API path (tests/test_devdata.py proves it) at many times its spe
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import time
@@ -199,21 +200,35 @@ async def _seed_bulk(
     user_rows: list[tuple[object, ...]] = []
     event_rows: list[tuple[object, ...]] = []
     written = 0
+    # PostgreSQL loads a batch in its own process while the next one is generated here (the
+    # loop yields every few users so the COPY's replies get read). aiosqlite's thread needs the
+    # GIL for every row it binds, so on SQLite generating and inserting take turns.
+    overlap = dialect.name == "postgresql"
+    writing: asyncio.Task[None] | None = None
 
-    async def flush() -> None:
+    async def write(
+        user_batch: list[tuple[object, ...]], event_batch: list[tuple[object, ...]]
+    ) -> None:
         nonlocal written
         async with database.engine.begin() as connection:
             if dialect.name == "sqlite":  # the indexes outgrow SQLite's 2 MB default cache
                 await connection.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-            if user_rows:  # profiles first: events reference them
-                await user_insert.execute(connection, user_rows)
-            if event_rows:
-                await event_insert.execute(connection, event_rows)
-        written += len(event_rows)
-        user_rows.clear()
-        event_rows.clear()
+            # Profiles first: events reference them (a user's events share its batch).
+            await user_insert.execute(connection, user_batch)
+            await event_insert.execute(connection, event_batch)
+        written += len(event_batch)
         if progress is not None:
             progress(written, total)
+
+    async def flush() -> None:
+        nonlocal writing, user_rows, event_rows
+        if writing is not None:
+            await writing  # one batch at a time, in order
+        writing = asyncio.create_task(write(user_rows, event_rows))
+        user_rows, event_rows = [], []
+        if not overlap:
+            await writing
+            writing = None
 
     for n, (archetype, count) in enumerate(planned):
         external_id = f"{archetype.name}-{n}"
@@ -236,7 +251,11 @@ async def _seed_bulk(
             )
         if len(event_rows) >= BULK_BATCH:
             await flush()
+        elif overlap and n % 64 == 0:
+            await asyncio.sleep(0)
     await flush()
+    if writing is not None:
+        await writing
     async with database.engine.begin() as connection:
         for statement in _aggregate_statements(database.dialect):
             await connection.execute(text(statement), scope)
