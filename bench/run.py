@@ -99,6 +99,8 @@ class Engine:
     stack: Stack | None = None
     postmaster: int | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    #: (reader, writer) of the unary calls, chosen once: no job runs while they are loaded.
+    picked_users: tuple[str, str] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,11 +145,15 @@ def main(argv: list[str] | None = None) -> int:
                 engine = Engine(name, cluster.create_database("bench"))
                 engine.postmaster = _postmaster_pid(cluster)
                 databases.append(engine)
-        # Populations are set up side by side (not measured against a target, only reported).
-        with ThreadPoolExecutor(max_workers=len(databases) or 1) as pool:
-            list(pool.map(lambda engine: _seed(engine, mode), databases))
-        for engine in databases:
+
+        # Populations (and their keys) are set up side by side (not measured against a target,
+        # only reported).
+        def populate(engine: Engine) -> None:
+            _seed(engine, mode)
             engine.key = new_key(engine.url, PARTNER)
+
+        with ThreadPoolExecutor(max_workers=len(databases) or 1) as pool:
+            list(pool.map(populate, databases))
         for engine in databases:
             if not only or "analytics" in only:
                 rows += _analytics(engine, mode)
@@ -385,6 +391,12 @@ def _calls(reader: str, writer: str) -> list[Call]:
 def _pick_users(engine: Engine) -> tuple[str, str]:
     """A reader with three active offers (a `regular` user where there is one) and a writer
     of another archetype, so the reader's responses stay the same during the run."""
+    if engine.picked_users is None:
+        engine.picked_users = _find_users(engine)
+    return engine.picked_users
+
+
+def _find_users(engine: Engine) -> tuple[str, str]:
     found = sql(
         engine.url,
         "SELECT u.external_id FROM users u JOIN offers o ON o.user_id = u.id "
