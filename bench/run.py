@@ -99,6 +99,8 @@ class Engine:
     stack: Stack | None = None
     postmaster: int | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    #: (reader, writer) of the unary calls, chosen once: no job runs while they are loaded.
+    picked_users: tuple[str, str] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,16 +145,22 @@ def main(argv: list[str] | None = None) -> int:
                 engine = Engine(name, cluster.create_database("bench"))
                 engine.postmaster = _postmaster_pid(cluster)
                 databases.append(engine)
-        # Populations are set up side by side (not measured against a target, only reported).
-        with ThreadPoolExecutor(max_workers=len(databases) or 1) as pool:
-            list(pool.map(lambda engine: _seed(engine, mode), databases))
-        for engine in databases:
+
+        # Populations (and their keys) are set up side by side (not measured against a target,
+        # only reported).
+        def populate(engine: Engine) -> None:
+            _seed(engine, mode)
+            _settle(engine)
             engine.key = new_key(engine.url, PARTNER)
+
+        with ThreadPoolExecutor(max_workers=len(databases) or 1) as pool:
+            list(pool.map(populate, databases))
         for engine in databases:
             if not only or "analytics" in only:
                 rows += _analytics(engine, mode)
             else:
                 _run_analytics_job(engine)  # offers for GetOffers
+            _settle(engine)
         for engine in databases:
             engine.stack = cleanup.enter_context(
                 running_stack(
@@ -217,6 +225,25 @@ def _seed(engine: Engine, mode: Mode) -> None:
     engine.facts["seed_seconds"] = round(seconds, 1)
     engine.facts["seed_events_per_second"] = round(mode.events / seconds)
     _log(f"[{engine.name}] seeded in {seconds:.1f}s ({mode.events / seconds:,.0f} events/s)")
+
+
+def _settle(engine: Engine) -> None:
+    """PostgreSQL: what autovacuum does soon after a bulk write (the seeding, the job's
+    offers and segments), done now: left to itself it takes a core during the next
+    measurements (the first unary loads ran at a tenth of their rate beside it)."""
+    if engine.name != "postgresql":
+        return
+    started = time.monotonic()
+
+    async def vacuum() -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(engine.url))
+        try:
+            await connection.execute("VACUUM (ANALYZE)")
+        finally:
+            await connection.close()
+
+    asyncio.run(vacuum())
+    _log(f"[{engine.name}] VACUUM (ANALYZE) in {time.monotonic() - started:.1f}s")
 
 
 def _analytics(engine: Engine, mode: Mode) -> list[Row]:
@@ -385,6 +412,12 @@ def _calls(reader: str, writer: str) -> list[Call]:
 def _pick_users(engine: Engine) -> tuple[str, str]:
     """A reader with three active offers (a `regular` user where there is one) and a writer
     of another archetype, so the reader's responses stay the same during the run."""
+    if engine.picked_users is None:
+        engine.picked_users = _find_users(engine)
+    return engine.picked_users
+
+
+def _find_users(engine: Engine) -> tuple[str, str]:
     found = sql(
         engine.url,
         "SELECT u.external_id FROM users u JOIN offers o ON o.user_id = u.id "
@@ -984,5 +1017,9 @@ def _count(value: int) -> str:
     return f"{value // 1_000_000}M" if value % 1_000_000 == 0 else f"{value // 1000}k"
 
 
+_STARTED = time.monotonic()
+
+
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """Progress on stderr, stamped with the seconds since the run began (where time goes)."""
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)

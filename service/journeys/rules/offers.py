@@ -100,9 +100,9 @@ def plan_offers(
     as_of: datetime,
 ) -> list[PlannedOffer]:
     """The offers to create now for one user (possibly none)."""
-    if days_since_last_seen > INACTIVE_AFTER_DAYS:
-        return []
     free_slots = MAX_ACTIVE_OFFERS - len(history.active_types)
+    if days_since_last_seen > INACTIVE_AFTER_DAYS or free_slots <= 0:
+        return []
     planned: list[PlannedOffer] = []
     for entry in sorted(catalogue, key=lambda item: (item.priority, item.offer_type)):
         if len(planned) >= free_slots:

@@ -136,12 +136,15 @@ class Segments:
 
 
 def classify(activity: Activity, as_of: datetime) -> Segments:
-    score = engagement_score(activity, as_of)
+    # Days since last seen feed three of the four results: computed once (the analytics job
+    # classifies every profile).
+    silent_days = days_since(activity.last_seen_at, as_of)
+    score = _engagement_score(activity, silent_days)
     return Segments(
-        stage=lifecycle_stage(activity, score, as_of),
+        stage=_lifecycle_stage(activity, score, silent_days, as_of),
         tier=engagement_tier(activity.plays_30d),
         engagement_score=score,
-        churn_risk_score=churn_risk_score(activity, as_of),
+        churn_risk_score=_churn_risk_score(activity, silent_days),
     )
 
 
@@ -153,6 +156,12 @@ def days_since(then: datetime | None, as_of: datetime) -> int:
 
 def lifecycle_stage(activity: Activity, engagement_score: float, as_of: datetime) -> LifecycleStage:
     silent_days = days_since(activity.last_seen_at, as_of)
+    return _lifecycle_stage(activity, engagement_score, silent_days, as_of)
+
+
+def _lifecycle_stage(
+    activity: Activity, engagement_score: float, silent_days: int, as_of: datetime
+) -> LifecycleStage:
     plays_30d = _non_negative(activity.plays_30d)
     if silent_days > CHURNED_AFTER_DAYS:
         return LifecycleStage.CHURNED
@@ -185,13 +194,16 @@ def engagement_tier(plays_30d: int) -> EngagementTier:
 
 
 def engagement_score(activity: Activity, as_of: datetime) -> float:
+    return _engagement_score(activity, days_since(activity.last_seen_at, as_of))
+
+
+def _engagement_score(activity: Activity, silent_days: int) -> float:
     # Without a single event the timestamps say nothing about engagement.
     if activity.total_events <= 0:
         return 0.0
     # Exact integer arithmetic in units of 1/3000 of a point (the common denominator of the
     # four weighted sub-scores): as exact as fractions, and fast enough for the analytics
     # job's hundreds of thousands of users.
-    silent_days = days_since(activity.last_seen_at, as_of)
     units = (
         3000 * max(0, RECENCY_WINDOW_DAYS - silent_days)
         + 3000 * min(_non_negative(activity.plays_30d), FREQUENCY_FULL_PLAYS)
@@ -203,13 +215,16 @@ def engagement_score(activity: Activity, as_of: datetime) -> float:
 
 
 def churn_risk_score(activity: Activity, as_of: datetime) -> int:
+    return _churn_risk_score(activity, days_since(activity.last_seen_at, as_of))
+
+
+def _churn_risk_score(activity: Activity, silent_days: int) -> int:
     if activity.total_events <= 0:
         return 0
-    silent_days = days_since(activity.last_seen_at, as_of)
-    gap = usual_gap_days(activity)
+    gap_numerator, gap_denominator = _usual_gap(activity)
     # 100·r/(r+3) with r = silent/gap, as one exact integer fraction rounded half up.
-    numerator = 100 * silent_days * gap.denominator
-    denominator = silent_days * gap.denominator + HALF_RISK_GAPS * gap.numerator
+    numerator = 100 * silent_days * gap_denominator
+    denominator = silent_days * gap_denominator + HALF_RISK_GAPS * gap_numerator
     if numerator == 0:
         return 0
     risk = (2 * numerator + denominator) // (2 * denominator)
@@ -218,11 +233,21 @@ def churn_risk_score(activity: Activity, as_of: datetime) -> int:
 
 def usual_gap_days(activity: Activity) -> Fraction:
     """Typical days between two active days; the yardstick the churn risk measures silence by."""
+    return Fraction(*_usual_gap(activity))
+
+
+def _usual_gap(activity: Activity) -> tuple[int, int]:
+    """`usual_gap_days` as an unreduced (numerator, denominator) pair of integers: the same
+    value, without building and comparing Fractions for every profile."""
     if activity.active_days <= 1:
-        return Fraction(DEFAULT_USUAL_GAP_DAYS)
+        return DEFAULT_USUAL_GAP_DAYS, 1
     span_days = _days_between(activity.first_seen_at, activity.last_seen_at)
-    gap = Fraction(span_days, activity.active_days - 1)
-    return _clamp(gap, MIN_USUAL_GAP_DAYS, MAX_USUAL_GAP_DAYS)
+    gaps = activity.active_days - 1
+    if span_days < MIN_USUAL_GAP_DAYS * gaps:
+        return MIN_USUAL_GAP_DAYS, 1
+    if span_days > MAX_USUAL_GAP_DAYS * gaps:
+        return MAX_USUAL_GAP_DAYS, 1
+    return span_days, gaps
 
 
 def _days_between(start: datetime | None, end: datetime | None) -> int:
@@ -233,7 +258,3 @@ def _days_between(start: datetime | None, end: datetime | None) -> int:
 
 def _non_negative(count: int) -> int:
     return max(0, count)
-
-
-def _clamp(value: Fraction, low: int, high: int) -> Fraction:
-    return min(Fraction(high), max(Fraction(low), value))

@@ -17,14 +17,19 @@ from sqlalchemy import CursorResult, Dialect, Executable
 
 
 class StoreConnection(Protocol):
-    """What the stores use of SQLAlchemy's `AsyncConnection`."""
+    """What the stores use of SQLAlchemy's `AsyncConnection`. Results are `CursorResult`s,
+    typed `Any` here: their row types vary with each statement."""
 
     @property
     def dialect(self) -> Dialect: ...
 
-    async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]: ...
+    async def execute(self, statement: Executable, parameters: Any = None) -> Any: ...
 
     async def scalar(self, statement: Executable, parameters: Any = None) -> Any: ...
+
+    async def exec_driver_sql(
+        self, statement: str, parameters: Any = None
+    ) -> CursorResult[Any]: ...
 
 
 class InlineConnection:
@@ -42,3 +47,6 @@ class InlineConnection:
 
     async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
         return self._connection.scalar(statement, parameters)
+
+    async def exec_driver_sql(self, statement: str, parameters: Any = None) -> CursorResult[Any]:
+        return self._connection.exec_driver_sql(statement, parameters)

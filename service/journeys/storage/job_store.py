@@ -50,7 +50,7 @@ class JobStore:
             .where(job_leases.c.name == name, job_leases.c.holder == holder)
             .values(expires_at=until)
         )
-        return result.rowcount == 1
+        return bool(result.rowcount == 1)
 
     async def release_lease(self, name: str, holder: str) -> None:
         await self._connection.execute(

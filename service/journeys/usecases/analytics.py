@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from journeys import catalogue, observability, rules
 from journeys.domain import ComputedSegments, NewOffer, Tenant, utc_now
-from journeys.rules import LifecycleStage
+from journeys.rules import LifecycleStage, OfferHistory
 from journeys.storage.database import Database
 from journeys.usecases import profiles
 
@@ -26,6 +26,7 @@ LEASE_TTL = timedelta(seconds=120)
 CHUNK_SIZE = 1000
 #: A profile's stage before any run has classified it (every profile starts `new`).
 INITIAL_STAGE = LifecycleStage.NEW.value
+NO_OFFERS = OfferHistory()
 
 Progress = Callable[[int, int], None]
 
@@ -139,7 +140,12 @@ class AnalyticsJob:
                 if not chunk:
                     return
                 totals = await store.activity_totals_many(chunk, as_of)
-                histories = await store.offer_histories([user.id for user in chunk])
+                # A profile no run has classified yet holds no offers: only this job creates
+                # them, in the transaction that classifies the profile. A first run after a
+                # bulk load thus reads no offers at all.
+                histories = await store.offer_histories(
+                    [user.id for user in chunk if user.stored_stage is not None]
+                )
                 computed: list[ComputedSegments] = []
                 transitions: list[tuple[str, str, str]] = []
                 planned: list[NewOffer] = []
@@ -174,7 +180,7 @@ class AnalyticsJob:
                         for offer in rules.plan_offers(
                             segments,
                             rules.days_since(user.last_seen_at, as_of),
-                            histories[user.id],
+                            histories.get(user.id, NO_OFFERS),
                             offer_types,
                             as_of,
                         )
