@@ -25,7 +25,7 @@ from sqlalchemy import func, select, text
 from journeys.domain import Category, Environment, NewEvent, Tenant, utc_now
 from journeys.storage.bulk import BulkInsert
 from journeys.storage.database import Database
-from journeys.storage.schema import events, users
+from journeys.storage.schema import EVENT_COLUMNS, events, users
 
 BATCH = 2000
 #: Rows per executemany (and per transaction) of the bulk path.
@@ -174,7 +174,7 @@ async def _seed_bulk(
     total = sum(count for _, count in planned)
     dialect = database.engine.dialect
     user_insert = BulkInsert(users, _USER_COLUMNS, dialect)
-    event_insert = BulkInsert(events, _EVENT_COLUMNS, dialect)
+    event_insert = BulkInsert(events, EVENT_COLUMNS, dialect)
     stored_time = event_insert.processor("occurred_at")
     to_json = event_insert.processor("metadata")
     # Generated metadata takes a few dozen distinct values: each is serialised once.
@@ -338,19 +338,6 @@ _USER_COLUMNS = (
     "last_seen_at",
     "created_at",
     "updated_at",
-)
-_EVENT_COLUMNS = (
-    "id",
-    "partner_id",
-    "environment",
-    "user_id",
-    "category",
-    "event_type",
-    "points",
-    "occurred_at",
-    "message_id",
-    "metadata",
-    "created_at",
 )
 
 

@@ -166,6 +166,9 @@ events = Table(
     Index(None, *TENANT, "user_id", "occurred_at", "seq"),
 )
 
+#: An event row as the bulk paths write it: every column but `seq`, which the database assigns.
+EVENT_COLUMNS = tuple(column.name for column in events.columns if column.name != "seq")
+
 # Idempotency of ingestion: a messageId is stored once per tenant, forever. A table of its own
 # because on PostgreSQL a unique index on the partitioned events would have to include
 # `occurred_at`, and a repeat may carry another `occurred_at` than its original.

@@ -52,6 +52,7 @@ from journeys.rules import OfferHistory
 from journeys.storage.bulk import BulkInsert, bind_processor
 from journeys.storage.connection import StoreConnection
 from journeys.storage.schema import (
+    EVENT_COLUMNS,
     catalogue_overrides,
     events,
     message_ids,
@@ -163,19 +164,6 @@ _CLAIM_MESSAGE_IDS = _per_dialect(
 )
 # A parameter list, not a multi-row VALUES: SQLAlchemy batches it ("insertmanyvalues").
 _INSERT_EVENTS = events.insert()
-_EVENT_COLUMNS = (
-    "id",
-    "partner_id",
-    "environment",
-    "user_id",
-    "category",
-    "event_type",
-    "points",
-    "occurred_at",
-    "message_id",
-    "metadata",
-    "created_at",
-)
 _AT = users.c.first_seen_at.type
 _ADD_TO_PROFILES = (
     update(users)
@@ -399,7 +387,7 @@ class TenantStore:
         if dialect.name == "postgresql":
             await self._connection.execute(_INSERT_EVENTS, rows)
             return
-        insert = BulkInsert(events, _EVENT_COLUMNS, dialect)
+        insert = BulkInsert(events, EVENT_COLUMNS, dialect)
         stored_time = insert.processor("occurred_at")
         stored_json = insert.processor("metadata")
         created_at = stored_time(rows[0]["created_at"])
