@@ -50,7 +50,8 @@ def upgrade() -> None:
     if postgresql:  # they depend on the primary key about to change
         for table in CHILDREN:
             op.drop_constraint(f"fk_{table}_user_id_users", table, type_="foreignkey")
-    with op.batch_alter_table("users", recreate="always") as batch:
+    # In place on PostgreSQL; SQLite copies the table (it cannot alter a primary key).
+    with op.batch_alter_table("users") as batch:
         batch.drop_constraint("pk_users", type_="primary")
         batch.create_primary_key("pk_users", USER_KEY)
 
