@@ -1,4 +1,6 @@
-"""Every query on tenant-owned data, each scoped by (partner, environment) through `_scoped`."""
+"""Every query on tenant-owned data, each scoped by (partner, environment): through
+`TenantStore._scoped`, or, for the statements built once at import, `_by_tenant` with the
+tenant bound at execution from `TenantStore._tenant_binds`."""
 
 from __future__ import annotations
 
