@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,7 +46,8 @@ from gamifyhost.userjourneys.v1 import event_pb2
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from journeys.config import Settings
 from journeys.gateway import envoy_binary, render_config
-from journeys.storage.types import UTCDateTime
+from journeys.storage.bulk import bind_processor
+from journeys.storage.schema import EVENT_COLUMNS, events
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 
@@ -878,33 +879,30 @@ def _raw_insert(engine: Engine, items: list[event_pb2.EventInput], now: datetime
         )
         for item in items
     ]
-    columns = (
-        "id, partner_id, environment, user_id, category, event_type, points, occurred_at, "
-        "message_id, metadata, created_at"
+    columns = ", ".join(EVENT_COLUMNS)
+    # The values as each driver takes them: SQLite stores naive UTC text, asyncpg datetimes.
+    stored_time: Callable[[datetime], Any] = (
+        bind_processor(events, "occurred_at", sqlite_dialect.dialect())
+        if engine.name == "sqlite"
+        else lambda moment: moment
     )
-    if engine.name == "sqlite":
-        stored_time = (
-            UTCDateTime()
-            .dialect_impl(sqlite_dialect.dialect())
-            .bind_processor(sqlite_dialect.dialect())
+    rows = [
+        (
+            f"raw-{n}",
+            partner_id,
+            environment,
+            users[item.external_id],
+            item.category,
+            item.event_type,
+            item.points,
+            stored_time(occurred),
+            f"raw-{item.message_id}",
+            metadata,
+            stored_time(now),
         )
-        assert stored_time is not None
-        rows = [
-            (
-                f"raw-{n}",
-                partner_id,
-                environment,
-                users[item.external_id],
-                item.category,
-                item.event_type,
-                item.points,
-                stored_time(occurred),
-                f"raw-{item.message_id}",
-                metadata,
-                stored_time(now),
-            )
-            for n, (item, occurred, metadata) in enumerate(parsed)
-        ]
+        for n, (item, occurred, metadata) in enumerate(parsed)
+    ]
+    if engine.name == "sqlite":
         with contextlib.closing(
             sqlite3.connect(_sqlite_path(engine.url), isolation_level=None)
         ) as db:
@@ -921,22 +919,6 @@ def _raw_insert(engine: Engine, items: list[event_pb2.EventInput], now: datetime
     async def insert() -> float:
         connection = await asyncpg.connect(_asyncpg_dsn(engine.url))
         try:
-            rows = [
-                (
-                    f"raw-{n}",
-                    partner_id,
-                    environment,
-                    users[item.external_id],
-                    item.category,
-                    item.event_type,
-                    item.points,
-                    occurred,
-                    f"raw-{item.message_id}",
-                    metadata,
-                    now,
-                )
-                for n, (item, occurred, metadata) in enumerate(parsed)
-            ]
             placeholders = ", ".join(f"${n}" for n in range(1, 12))
             started = time.monotonic()
             async with connection.transaction():
