@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from journeys import validation
 from journeys.domain import (
     Category,
     EventInput,
@@ -29,7 +28,7 @@ from journeys.errors import (
 )
 from journeys.storage.database import Database
 from journeys.storage.tenant_store import TenantStore
-from journeys.usecases import profiles
+from journeys.usecases import profiles, validation
 from journeys.usecases.auth import authenticate
 
 Clock = Callable[[], datetime]
