@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from journeys import apikeys, observability
+from journeys import observability
 from journeys.domain import Environment, Tenant
 from journeys.errors import InvalidApiKey, MissingApiKey, RevokedApiKey
 from journeys.storage.key_store import KeyStore
+from journeys.usecases import apikeys
 
 
 async def authenticate(keys: KeyStore, presented: str | None) -> Tenant:
