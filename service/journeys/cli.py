@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from journeys import catalogue, devdata
+from journeys import devdata
 from journeys.config import Settings
 from journeys.domain import Environment, Tenant, utc_now
 from journeys.errors import InvalidArgument
@@ -27,7 +27,7 @@ from journeys.ratelimit import RateLimiter
 from journeys.server import GrpcServer
 from journeys.storage import migrate
 from journeys.storage.database import Database
-from journeys.usecases import Journeys, apikeys
+from journeys.usecases import Journeys, apikeys, catalogue
 from journeys.usecases.analytics import AnalyticsJob, RunSummary, run_on_schedule
 from journeys.usecases.auth import create_key
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from journeys import catalogue
 from journeys.rules import (
     MAX_ACTIVE_OFFERS,
     EngagementTier,
@@ -17,6 +16,7 @@ from journeys.rules import (
     plan_offers,
     qualifies,
 )
+from journeys.usecases import catalogue
 
 AS_OF = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
 CATALOGUE = catalogue.entries()

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from journeys import catalogue, observability, rules
+from journeys import observability, rules
 from journeys.domain import ComputedSegments, NewOffer, Tenant, utc_now
 from journeys.rules import LifecycleStage, OfferHistory
 from journeys.storage.database import Database
-from journeys.usecases import profiles
+from journeys.usecases import catalogue, profiles
 
 log = logging.getLogger(__name__)
 
