@@ -21,7 +21,7 @@ import uvloop
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from gamifyhost.userjourneys.v1 import user_pb2
-from journeys.server import _OPTIONS as SERVER_OPTIONS
+from journeys.transport.server import _OPTIONS as SERVER_OPTIONS
 
 READY_LINE = "noop server is ready"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from journeys.ratelimit import RateLimiter, retry_after_seconds
+from journeys.transport.ratelimit import RateLimiter, retry_after_seconds
 
 
 class Clock:

@@ -23,10 +23,10 @@ from journeys.domain import Environment, Tenant, utc_now
 from journeys.errors import InvalidArgument
 from journeys.gateway import Gateway
 from journeys.observability import MetricsServer, configure_logging
-from journeys.ratelimit import RateLimiter
-from journeys.server import GrpcServer
 from journeys.storage import migrate
 from journeys.storage.database import Database
+from journeys.transport.ratelimit import RateLimiter
+from journeys.transport.server import GrpcServer
 from journeys.usecases import Journeys, apikeys, catalogue
 from journeys.usecases.analytics import AnalyticsJob, RunSummary, run_on_schedule
 from journeys.usecases.auth import create_key

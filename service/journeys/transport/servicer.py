@@ -17,8 +17,8 @@ from google.protobuf.message import DecodeError
 
 from journeys import observability
 from journeys.errors import InvalidArgument, JourneysError, RateLimited
-from journeys.ratelimit import RateLimiter, retry_after_seconds
 from journeys.transport import convert, status
+from journeys.transport.ratelimit import RateLimiter, retry_after_seconds
 from journeys.usecases import Journeys
 
 log = logging.getLogger(__name__)

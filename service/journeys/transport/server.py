@@ -8,7 +8,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from journeys.observability import RequestObserver
-from journeys.ratelimit import RateLimiter
+from journeys.transport.ratelimit import RateLimiter
 from journeys.transport.servicer import UserJourneysServicer, add_to_server
 from journeys.usecases import Journeys
 
