@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from journeys import apikeys, catalogue, devdata
+from journeys import apikeys, catalogue
 from journeys.config import Settings
+from journeys.devtools import devdata
 from journeys.domain import Environment, Tenant, utc_now
 from journeys.errors import InvalidArgument
 from journeys.gateway import Gateway
