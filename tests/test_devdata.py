@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from journeys import devdata
+from journeys.devtools import devdata
 from journeys.domain import Tenant
 from journeys.storage.database import Database
 from journeys.storage.schema import events, user_campaigns, user_daily_activity, users

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from journeys import devdata
 from journeys.config import Settings
+from journeys.devtools import devdata
 from journeys.domain import Environment, Tenant, utc_now
 from journeys.errors import InvalidArgument
 from journeys.gateway import Gateway

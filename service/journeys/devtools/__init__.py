@@ -1,0 +1,1 @@
+"""Tooling for development and benchmarks, outside the service's runtime core."""
