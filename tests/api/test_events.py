@@ -218,6 +218,50 @@ class TestBatch:
         assert data["duplicates"] == 1
         error(http.get(f"{BASE}/users/ghost", headers={"X-API-Key": key}), 404, "User not found")
 
+    def test_a_duplicate_inside_the_batch_moves_no_seen_time(
+        self, http: httpx.Client, key: str
+    ) -> None:
+        first_seen = ago(days=40)
+        data = track(
+            http,
+            key,
+            [
+                play("lapsed", messageId="once", occurredAt=first_seen),
+                play("lapsed", messageId="once", occurredAt=ago(minutes=1)),
+            ],
+        )
+
+        assert [item["status"] for item in data["results"]] == ["accepted", "duplicate"]
+        user = profile(http, key, "lapsed")
+        assert (user["firstSeenAt"], user["lastSeenAt"]) == (first_seen, first_seen)
+        assert user["lifecycleStage"] == "churned"
+        assert user["totalEvents"] == 1
+
+    def test_a_duplicate_of_a_stored_event_moves_no_seen_time_of_a_new_user(
+        self, http: httpx.Client, key: str
+    ) -> None:
+        track(http, key, [play("owner", messageId="stored-once")])
+        seen = ago(days=20)
+
+        data = track(
+            http,
+            key,
+            [
+                play("newcomer", occurredAt=seen),
+                play("newcomer", messageId="stored-once", occurredAt=ago(days=1)),
+                play("newcomer", messageId="stored-once", occurredAt=ago(days=60)),
+            ],
+        )
+
+        assert [item["status"] for item in data["results"]] == [
+            "accepted",
+            "duplicate",
+            "duplicate",
+        ]
+        user = profile(http, key, "newcomer")
+        assert (user["firstSeenAt"], user["lastSeenAt"]) == (seen, seen)
+        assert user["totalEvents"] == 1
+
     def test_wrong_json_type_fails_the_whole_request(self, http: httpx.Client, key: str) -> None:
         body = {"events": [play("typed"), play("typed", points="many")]}
 
@@ -231,7 +275,10 @@ class TestBatch:
     ("change", "message"),
     [
         ({"externalId": ""}, "externalId is required"),
-        ({"externalId": "bad id"}, "externalId may contain only letters, digits and _ - . : @ +"),
+        (
+            {"externalId": "bad id"},
+            "externalId may contain only ASCII letters, digits and _ - . : @ +",
+        ),
         ({"category": ""}, "category is required"),
         ({"category": "game_play"}, "category must be one of GAME_PLAY, CAMPAIGN, POINTS, CUSTOM"),
         ({"eventType": ""}, "eventType is required"),
@@ -290,14 +337,19 @@ def test_limits_and_offsets_that_are_allowed(http: httpx.Client, key: str) -> No
         play("edges", occurredAt="2025-01-15T12:30:00.750+02:00"),
         play("edges", occurredAt="1999-12-31T23:59:59Z"),
         play("edges", messageId="m" * 100),
+        # RFC 3339 lets `T` and `Z` be lowercase.
+        play("edges", occurredAt="2024-03-01t08:00:00z"),
+        play("edges", occurredAt="2024-03-02t08:00:00Z"),
+        play("edges", occurredAt="2024-03-03T08:00:00z"),
     ]
 
     data = track(http, key, items)
 
-    assert data["accepted"] == 7, data
+    assert data["accepted"] == 10, data
     occurred = {e["occurredAt"] for e in timeline(http, key, "edges")["events"]}
     assert "2025-01-15T10:30:00Z" in occurred, "offsets become UTC, fractions are truncated"
     assert "1999-12-31T23:59:59Z" in occurred
+    assert {f"2024-03-0{day}T08:00:00Z" for day in (1, 2, 3)} <= occurred
 
 
 class TestTimeline:

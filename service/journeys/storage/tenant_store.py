@@ -438,11 +438,17 @@ class TenantStore:
     async def _ensure_users(
         self, drafts: Sequence[NewEvent], now: datetime
     ) -> tuple[dict[str, str], set[str]]:
-        """Ids of the batch's users, creating missing profiles; also the ids created here."""
+        """Ids of the batch's users, creating missing profiles; also the ids created here.
+
+        A new profile is created with its seen times inverted (first = the latest, last = the
+        earliest of its drafts): which drafts are duplicates is only known once the messageIds
+        are claimed, and `_add_to_aggregates` then moves both times to exactly those of the
+        events stored, so a duplicate never moves them. A created profile left without a stored
+        event is dropped, so nothing outside this transaction sees the placeholder."""
         seen: dict[str, tuple[datetime, datetime]] = {}
         for draft in drafts:
             first, last = seen.get(draft.external_id, (draft.occurred_at, draft.occurred_at))
-            seen[draft.external_id] = (min(first, draft.occurred_at), max(last, draft.occurred_at))
+            seen[draft.external_id] = (max(first, draft.occurred_at), min(last, draft.occurred_at))
         ids = await self._user_ids(list(seen))
         missing = sorted(external_id for external_id in seen if external_id not in ids)
         if not missing:
