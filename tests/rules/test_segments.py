@@ -18,6 +18,7 @@ from journeys.rules import (
     engagement_score,
     engagement_tier,
     lifecycle_stage,
+    win_rate,
 )
 from journeys.rules.segments import usual_gap_days
 
@@ -500,3 +501,32 @@ def test_player_active_most_days_of_a_month_then_silent_is_high_risk(
 def test_tier_never_drops_with_more_plays(plays: int, more: int) -> None:
     order = list(EngagementTier)
     assert order.index(engagement_tier(plays)) <= order.index(engagement_tier(plays + more))
+
+
+@pytest.mark.parametrize(
+    ("won", "plays", "expected"),
+    [
+        (0, 0, 0.0),
+        (0, 7, 0.0),
+        (7, 7, 1.0),
+        (1, 3, 0.3333),
+        (2, 3, 0.6667),
+        # Exactly halfway at the 5th decimal: half up, where round() gives half even.
+        (1, 16, 0.0625),
+        (1, 32, 0.0313),
+        (3, 32, 0.0938),
+        (1, 80000, 0.0),
+        (1, 20000, 0.0001),
+    ],
+)
+def test_win_rate_rounds_half_up_to_four_decimals(won: int, plays: int, expected: float) -> None:
+    assert win_rate(won, plays) == expected
+
+
+@given(st.integers(min_value=1, max_value=10**9), st.data())
+def test_win_rate_is_the_nearest_four_decimal_fraction(plays: int, data: st.DataObject) -> None:
+    won = data.draw(st.integers(min_value=0, max_value=plays))
+    rate = win_rate(won, plays)
+    assert 0 <= rate <= 1
+    exact = Fraction(won, plays)
+    assert abs(Fraction(round(rate * 10000), 10000) - exact) <= Fraction(1, 20000)

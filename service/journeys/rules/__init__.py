@@ -26,6 +26,7 @@ from journeys.rules.segments import (
     engagement_score,
     engagement_tier,
     lifecycle_stage,
+    win_rate,
 )
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "plan_offers",
     "qualifies",
     "recommend",
+    "win_rate",
 ]

@@ -214,6 +214,17 @@ def _engagement_score(activity: Activity, silent_days: int) -> float:
     return min(SCORE_MAX * 10, max(SCORE_MIN * 10, tenths)) / 10
 
 
+def win_rate(won_plays: int, plays: int) -> float:
+    """Won plays / plays as a fraction 0-1, rounded half up to 4 decimals (0 without plays).
+
+    Exact integer arithmetic: `round()` on the float would round half to even, and a float
+    such as 0.12345 is not exactly the decimal it prints as."""
+    if plays <= 0:
+        return 0.0
+    won = min(max(won_plays, 0), plays)
+    return ((20000 * won + plays) // (2 * plays)) / 10000
+
+
 def churn_risk_score(activity: Activity, as_of: datetime) -> int:
     return _churn_risk_score(activity, days_since(activity.last_seen_at, as_of))
 

@@ -56,7 +56,7 @@ def view(
         points_earned_7d=_int32(totals.points_earned_7d),
         points_earned_30d=_int32(totals.points_earned_30d),
         campaigns_joined=_int32(totals.campaigns_joined),
-        win_rate=round(totals.won_plays / totals.total_plays, 4) if totals.total_plays else 0.0,
+        win_rate=rules.win_rate(totals.won_plays, totals.total_plays),
         total_events=_int32(totals.total_events),
     )
     advice: tuple[RecommendationView, ...] = ()
