@@ -378,3 +378,33 @@ def _offer_ids(stack: Stack, key: str, external_id: str) -> list[str]:
 
     del key
     return asyncio.run(read())
+
+
+def test_offers_come_in_the_catalogue_priority_order(
+    http: httpx.Client, new_key: KeyFactory, stack: Stack, tmp_path: Path
+) -> None:
+    # One run makes both win-back offers at one instant: only the priority can order them.
+    partner = f"partner-{uuid.uuid4()}"
+    usual, swapped = new_key(Environment.TEST, partner), new_key(Environment.LIVE, partner)
+    override = tmp_path / "override.toml"
+    override.write_text("[return_bonus]\npriority = 0\n")
+    result = journeys(
+        "catalogue", "set", "--partner", partner, "--environment", "live", str(override),
+        env=stack.env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    users = [f"order-{n}" for n in range(12)]
+    for key in (usual, swapped):
+        track(http, key, [play(user, occurredAt=days_ago(40)) for user in users])
+
+    run_analytics(stack)
+
+    for user in users:
+        assert [o["offerType"] for o in offers(http, usual, user)] == [
+            "win_back_play",
+            "return_bonus",
+        ]
+        assert [o["offerType"] for o in offers(http, swapped, user)] == [
+            "return_bonus",
+            "win_back_play",
+        ]

@@ -3,6 +3,7 @@ per-environment override, both plain data."""
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -40,6 +41,21 @@ def entries(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[Ca
     for offer_type, fields in (overrides or {}).items():
         merged[offer_type] = {**merged[offer_type], **fields}
     return [_entry(offer_type, {**_DEFAULTS, **fields}) for offer_type, fields in merged.items()]
+
+
+def priorities(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, int]:
+    """Each offer type's priority in the effective catalogue (lower comes first), without
+    building the whole catalogue: GET offers orders by it on every call."""
+    order = dict(_default_priorities())
+    for offer_type, fields in (overrides or {}).items():
+        if "priority" in fields:
+            order[offer_type] = int(fields["priority"])
+    return order
+
+
+@functools.cache
+def _default_priorities() -> dict[str, int]:
+    return {offer_type: int(fields["priority"]) for offer_type, fields in default().items()}
 
 
 def check_override(override: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -28,7 +28,7 @@ from journeys.errors import (
 )
 from journeys.storage.database import Database
 from journeys.storage.tenant_store import TenantStore
-from journeys.usecases import profiles, validation
+from journeys.usecases import catalogue, profiles, validation
 from journeys.usecases.auth import authenticate
 
 Clock = Callable[[], datetime]
@@ -88,7 +88,12 @@ class Journeys:
         async with self._db.transaction(write=False) as tx:
             store = tx.tenant(await authenticate(tx.keys, api_key))
             user = await _existing(store, external_id)
-            return await store.active_offers(user.id, now)
+            offers = await store.active_offers(user.id, now)
+            if len(offers) < 2:
+                return offers
+            priority = catalogue.priorities(await store.catalogue_override())
+        # Stable: offers of one priority stay in creation order, as storage returns them.
+        return sorted(offers, key=lambda offer: priority.get(offer.offer_type, len(priority)))
 
     async def claim_offer(
         self, api_key: str | None, external_id: str, offer_id: str
