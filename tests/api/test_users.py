@@ -256,11 +256,13 @@ class TestIsolation:
         ),
         (
             {"externalId": "has space"},
-            "Invalid request body: externalId may contain only letters, digits and _ - . : @ +",
+            "Invalid request body: externalId may contain only ASCII letters, digits and "
+            "_ - . : @ +",
         ),
         (
             {"externalId": "a/b"},
-            "Invalid request body: externalId may contain only letters, digits and _ - . : @ +",
+            "Invalid request body: externalId may contain only ASCII letters, digits and "
+            "_ - . : @ +",
         ),
         ({"externalId": ".."}, "Invalid request body: externalId must contain a letter or digit"),
         (

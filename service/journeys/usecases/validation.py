@@ -34,7 +34,7 @@ def external_id(value: str, field: str = "externalId") -> str:
         raise InvalidArgument.field(field, f"{field} must be at most {EXTERNAL_ID_MAX} characters")
     if not _EXTERNAL_ID_CHARS.fullmatch(value):
         raise InvalidArgument.field(
-            field, f"{field} may contain only letters, digits and _ - . : @ +"
+            field, f"{field} may contain only ASCII letters, digits and _ - . : @ +"
         )
     if not _HAS_ALNUM.search(value):
         raise InvalidArgument.field(field, f"{field} must contain a letter or digit")
@@ -180,7 +180,8 @@ def occurred_at(value: str, now: datetime) -> datetime:
         return now
     _no_nul("occurredAt", value)
     try:
-        parsed = datetime.fromisoformat(value)
+        # RFC 3339 allows a lowercase `t` and `z`; fromisoformat takes only the uppercase ones.
+        parsed = datetime.fromisoformat(value.upper())
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
