@@ -44,6 +44,14 @@ class InvalidArgument(JourneysError):
     def field(cls, field: str, description: str) -> InvalidArgument:
         return cls(FieldViolation(field, description))
 
+    def within(self, parent: str) -> InvalidArgument:
+        """The same error for a field nested in the request's `parent` field: the violation's
+        path gains the prefix (`event.externalId`), the message stays the partner's words."""
+        if self.violation is None:
+            return self
+        violation = self.violation
+        return InvalidArgument(FieldViolation(f"{parent}.{violation.field}", violation.description))
+
 
 class MissingApiKey(JourneysError):
     reason = "API_KEY_MISSING"

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from gamifyhost.userjourneys.v1 import event_pb2
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from google.rpc import error_details_pb2
@@ -122,3 +123,24 @@ def test_reflection_lists_the_service(channel: grpc.Channel) -> None:
     names = {service.name for service in responses[0].list_services_response.service}
     assert SERVICE in names
     assert "grpc.health.v1.Health" in names
+
+
+def test_event_field_errors_name_the_path_in_the_request(
+    stub: pb_grpc.UserJourneysServiceStub, key: str
+) -> None:
+    request = pb.TrackEventRequest(
+        event=event_pb2.EventInput(external_id="e", category="NOPE", event_type="spin")
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.TrackEvent(request, metadata=_auth(key))
+
+    call = raised.value
+    assert call.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert call.details() == (
+        "Invalid request body: category must be one of GAME_PLAY, CAMPAIGN, POINTS, CUSTOM"
+    )
+    status = rpc_status.from_call(call)  # type: ignore[arg-type]
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    assert [v.field for v in bad_request.field_violations] == ["event.category"]

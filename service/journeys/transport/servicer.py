@@ -187,9 +187,13 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         request: pb.TrackEventRequest,
         context: grpc.aio.ServicerContext[pb.TrackEventRequest, pb.TrackEventResponse],
     ) -> pb.TrackEventResponse:
-        stored = await self._journeys.track_event(
-            _metadata(context, API_KEY_METADATA), convert.event_input(request.event)
-        )
+        try:
+            stored = await self._journeys.track_event(
+                _metadata(context, API_KEY_METADATA), convert.event_input(request.event)
+            )
+        except InvalidArgument as error:
+            # The event's fields sit under `event` in this call's request message.
+            raise error.within("event") from None
         observability.events_tracked(accepted=int(stored.is_new), duplicates=int(not stored.is_new))
         return pb.TrackEventResponse(event=convert.event(stored.event))
 
