@@ -1,0 +1,116 @@
+"""The tenant scope audit: every statement the service runs on a tenant's table carries the
+tenant predicate (partner and environment), on both engines.
+
+Every use case runs in-process against a real database with a statement listener; each SQL
+text that names a tenant table must constrain both tenant columns (SELECT, UPDATE, DELETE) or
+write both (INSERT). The only statements allowed without it are the named cross-tenant reads
+of the analytics job, which find the tenants to work on."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from journeys.domain import EventInput, UserChanges
+from journeys.storage.database import Database
+from journeys.storage.schema import metadata
+from journeys.usecases import Journeys
+from journeys.usecases.analytics import AnalyticsJob
+
+from tests.support import migrate, new_key
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+TENANT_COLUMNS = ("partner_id", "environment")
+#: Maps a presented key to its tenant, so it is read before any tenant is known.
+KEY_TABLES = frozenset({"api_keys"})
+TENANT_TABLES = frozenset(
+    table.name
+    for table in metadata.sorted_tables
+    if all(column in table.c for column in TENANT_COLUMNS) and table.name not in KEY_TABLES
+)
+#: The analytics job's reads across tenants (storage/job_store.py): the tenant list and the
+#: population size for its progress bar.
+CROSS_TENANT_READS = (
+    re.compile(r"^select distinct users\.partner_id, users\.environment\s+from users\s+order by"),
+    re.compile(r"^select count\(\*\) as count_1\s+from users$"),
+)
+_NAMED_TABLE = re.compile(r'\b(?:from|join|into|update)\s+"?(\w+)"?', re.IGNORECASE)
+
+
+def tables_named(sql: str) -> set[str]:
+    """Tenant tables a statement names; PostgreSQL's monthly event partitions count as
+    `events`."""
+    names = {re.sub(r"_\d{4}_\d{2}$", "", name.lower()) for name in _NAMED_TABLE.findall(sql)}
+    return names & TENANT_TABLES
+
+
+def unscoped(sql: str) -> bool:
+    """True when `sql` touches a tenant table without constraining (or, for an INSERT,
+    writing) both tenant columns."""
+    text = " ".join(sql.split()).lower()
+    if not tables_named(text) or any(read.match(text) for read in CROSS_TENANT_READS):
+        return False
+    if text.startswith("insert"):
+        columns = text[: text.find(")")]
+        return not all(column in columns for column in TENANT_COLUMNS)
+    where = text[text.find(" where ") :] if " where " in text else ""
+    return not all(re.search(rf"\b{column}\s*(=|in\b|= any)", where) for column in TENANT_COLUMNS)
+
+
+def test_the_audit_catches_an_unscoped_statement() -> None:
+    assert unscoped("SELECT users.id FROM users WHERE users.external_id = ?")
+    assert unscoped("UPDATE offers SET status = 'expired' WHERE expires_at <= ?")
+    assert unscoped("DELETE FROM events WHERE user_id = $1 AND partner_id = $2")
+    assert unscoped("INSERT INTO message_ids (message_id, event_id) VALUES (?, ?)")
+    assert unscoped("SELECT count(*) FROM events_2026_06 WHERE user_id = $1")
+    assert not unscoped(
+        "SELECT users.id FROM users WHERE users.partner_id = ? AND users.environment = ? "
+        "AND users.external_id = ?"
+    )
+    assert not unscoped("INSERT INTO events (id, partner_id, environment) VALUES (?, ?, ?)")
+    assert not unscoped("SELECT api_keys.id FROM api_keys WHERE api_keys.key_digest = ?")
+
+
+def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url: str) -> None:
+    migrate(database_url)
+    key = new_key(database_url, "audited")
+    statements: list[str] = []
+
+    async def exercise() -> None:
+        async with Database(database_url) as database:
+            database.on_statement(lambda sql, _parameters: statements.append(sql))
+            api = Journeys(database, clock=lambda: NOW)
+            await api.track_user(key, UserChanges(external_id="u1", country="NG"))
+            old = (NOW - timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            await api.track_event(key, EventInput("u1", "GAME_PLAY", "spin", 5, "", "m-1"))
+            await api.track_events(
+                key,
+                [
+                    EventInput("u2", "GAME_PLAY", "spin", 1, old, "m-2"),
+                    EventInput("u2", "CAMPAIGN", "join", 0, old, "m-2"),
+                    EventInput("u3", "CAMPAIGN", "join", 0, "", "", {"campaignId": "c1"}),
+                    EventInput("u1", "GAME_PLAY", "spin", 1, "", "m-1"),
+                ],
+            )
+            await api.get_user(key, "u1")
+            await api.get_timeline(key, "u1", 1, 20)
+            await AnalyticsJob(database, clock=lambda: NOW).run(NOW)
+            for user in ("u1", "u2", "u3"):
+                for offer in await api.get_offers(key, user):
+                    await api.claim_offer(key, user, offer.id)
+            await AnalyticsJob(database, clock=lambda: NOW).run(NOW + timedelta(days=8))
+
+    asyncio.run(exercise())
+
+    touched = [sql for sql in statements if tables_named(sql)]
+    assert len(touched) > 20, "the use cases ran too few statements to audit"
+    claims = [sql for sql in touched if "offers" in tables_named(sql)]
+    assert claims, "no offer statement ran"
+    assert [sql for sql in touched if unscoped(sql)] == []
+
+
+@pytest.mark.parametrize("table", sorted(TENANT_TABLES))
+def test_every_tenant_table_is_known_to_the_audit(table: str) -> None:
+    assert unscoped(f"SELECT 1 FROM {table} WHERE id = 1")
