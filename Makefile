@@ -51,7 +51,7 @@ $(GENERATED): $(PROTOS) $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -Iprotos -I"$$site" --include_imports --include_source_info \
 		--descriptor_set_out=$(DESCRIPTOR) $(PROTOS) google/rpc/error_details.proto && \
 	rm -rf protos/third_party && mkdir -p protos/third_party/google/api && \
-	cp "$$site"/google/api/{annotations,field_behavior,http}.proto protos/third_party/google/api/
+	cp "$$site"/google/api/{annotations,field_behavior,http,httpbody}.proto protos/third_party/google/api/
 	touch service/gamifyhost/__init__.py service/gamifyhost/userjourneys/__init__.py \
 		service/gamifyhost/userjourneys/v1/__init__.py
 	touch $@

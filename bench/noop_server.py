@@ -50,6 +50,9 @@ class NoopServicer(pb_grpc.UserJourneysServiceServicer):
     async def TrackEvents(self, request: Any, context: Any) -> Any:  # noqa: N802
         return self._canned["TrackEvents"]
 
+    async def TrackEventsJson(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return self._canned["TrackEvents"]
+
     # Not driven by the benchmark: empty answers.
     async def TrackUser(self, request: Any, context: Any) -> Any:  # noqa: N802
         return user_pb2.User()

@@ -105,6 +105,14 @@ ERRORS: dict[str, tuple[str, str]] = {
     "503": ("ServiceUnavailable", "`Service unavailable` (the server is down or stopping)."),
 }
 
+HTTP_BODY = ".google.api.HttpBody"
+#: Requests whose body reaches the service as raw JSON (a `google.api.HttpBody`), by the typed
+#: message that body is shaped like: the document shows that shape.
+RAW_JSON_BODIES = {
+    "gamifyhost.userjourneys.v1.TrackEventsJsonRequest": (
+        ".gamifyhost.userjourneys.v1.TrackEventsRequest"
+    ),
+}
 _PATH_VARIABLE = re.compile(r"\{([a-z_][a-z0-9_.]*)(?:=\*)?\}")
 
 
@@ -313,7 +321,13 @@ def _operation(
         else:
             body = builder.ref(method.input_type, "request")
     elif rule.body:
-        body = builder.value(fields[rule.body], "request")
+        item = fields[rule.body]
+        raw_shape = RAW_JSON_BODIES.get(request_name)
+        body = (
+            builder.ref(raw_shape, "request")
+            if item.type_name == HTTP_BODY and raw_shape is not None
+            else builder.value(item, "request")
+        )
         bound.add(rule.body)
     else:
         body = {}
@@ -412,6 +426,8 @@ def generate(descriptor_set: bytes) -> dict[str, Any]:
     builder = _Builder(index)
     paths: dict[str, Schema] = {}
     for method in index.service.method:
+        if not method.options.HasExtension(annotations_pb2.http):
+            continue  # a gRPC-only call (TrackEvents: REST reaches TrackEventsJson instead)
         path, verb, operation = _operation(builder, index, method)
         if verb in paths.setdefault(path, {}):
             raise ValueError(f"two operations for {verb.upper()} {path}")

@@ -262,13 +262,32 @@ class TestBatch:
         assert (user["firstSeenAt"], user["lastSeenAt"]) == (seen, seen)
         assert user["totalEvents"] == 1
 
-    def test_wrong_json_type_fails_the_whole_request(self, http: httpx.Client, key: str) -> None:
-        body = {"events": [play("typed"), play("typed", points="many")]}
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"points": 1.5}, "points must be an integer between -1000000 and 1000000"),
+            ({"points": "many"}, "points must be an integer between -1000000 and 1000000"),
+            ({"points": 2**40}, "points must be an integer between -1000000 and 1000000"),
+            ({"points": True}, "points must be an integer between -1000000 and 1000000"),
+            ({"externalId": 12345}, "externalId must be a string"),
+            ({"category": ["GAME_PLAY"]}, "category must be a string"),
+            ({"occurredAt": 1700000000}, "occurredAt must be a string"),
+            ({"metadata": "won"}, "metadata must be an object"),
+            ({"metadata": [1, 2]}, "metadata must be an object"),
+        ],
+    )
+    def test_a_wrong_json_type_rejects_that_item_only(
+        self, http: httpx.Client, key: str, change: dict[str, Any], message: str
+    ) -> None:
+        user = f"typed-{uuid.uuid4().hex[:8]}"
+        data = track(http, key, [play(user), {**play(user), **change}, play(user, points=2.0)])
 
-        error(
-            http.post(f"{BASE}/track", headers=headers(key), json=body), 400, "Invalid request body"
-        )
-        error(http.get(f"{BASE}/users/typed", headers={"X-API-Key": key}), 404, "User not found")
+        assert [(r["status"], r["error"]) for r in data["results"]] == [
+            ("accepted", ""),
+            ("rejected", message),
+            ("accepted", ""),
+        ]
+        assert profile(http, key, user)["totalEvents"] == 2
 
 
 @pytest.mark.parametrize(
@@ -284,8 +303,8 @@ class TestBatch:
         ({"eventType": ""}, "eventType is required"),
         ({"eventType": "Spin"}, "eventType must be 1 to 64 lowercase letters, digits or _"),
         ({"eventType": "s" * 65}, "eventType must be 1 to 64 lowercase letters, digits or _"),
-        ({"points": 1_000_001}, "points must be between -1000000 and 1000000"),
-        ({"points": -1_000_001}, "points must be between -1000000 and 1000000"),
+        ({"points": 1_000_001}, "points must be an integer between -1000000 and 1000000"),
+        ({"points": -1_000_001}, "points must be an integer between -1000000 and 1000000"),
         (
             {"occurredAt": "yesterday"},
             "occurredAt must be an RFC 3339 timestamp such as 2025-01-15T10:30:00Z",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
 from gamifyhost.userjourneys.v1 import event_pb2, offer_pb2, user_journeys_service_pb2, user_pb2
+from google.api import httpbody_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from journeys.domain import (
@@ -108,6 +110,40 @@ def event_input(message: event_pb2.EventInput) -> EventInput:
             struct_to_dict(message.metadata, "metadata") if message.HasField("metadata") else None
         ),
     )
+
+
+def batch_items(body: httpbody_pb2.HttpBody) -> list[JsonObject]:
+    """The items of a raw POST /track body, each checked later on its own. Only a body that is
+    no JSON object, holds a key twice, or whose `events` is no array of objects fails the
+    whole request."""
+    if not body.data.strip():
+        return []  # an empty body reads as `{}`, as for every other call
+    try:
+        document = json.loads(body.data, object_pairs_hook=_unique_keys, parse_constant=_no_nan)
+    except ValueError:  # not JSON, or not UTF-8
+        raise InvalidArgument from None
+    if not isinstance(document, dict):
+        raise InvalidArgument
+    events = document.get("events")
+    if events is None:
+        return []
+    if not isinstance(events, list) or not all(isinstance(item, dict) for item in events):
+        raise InvalidArgument
+    return events
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> JsonObject:
+    """An object, refusing a key it holds twice: two parsers could read such a body two ways."""
+    result: JsonObject = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidArgument.field(key, f"duplicate key {json.dumps(key)}")
+        result[key] = value
+    return result
+
+
+def _no_nan(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def event(record: EventRecord) -> event_pb2.Event:

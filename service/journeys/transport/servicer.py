@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -16,6 +16,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import DecodeError
 
 from journeys import observability
+from journeys.domain import EventInput, JsonObject
 from journeys.errors import InvalidArgument, JourneysError, RateLimited
 from journeys.transport import convert, status
 from journeys.transport.ratelimit import RateLimiter, retry_after_seconds
@@ -203,10 +204,24 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         request: pb.TrackEventsRequest,
         context: grpc.aio.ServicerContext[pb.TrackEventsRequest, pb.TrackEventsResponse],
     ) -> pb.TrackEventsResponse:
-        outcome = await self._journeys.track_events(
-            _metadata(context, API_KEY_METADATA),
-            [convert.event_input(item) for item in request.events],
+        return await self._track_events(
+            context, [convert.event_input(item) for item in request.events]
         )
+
+    @_rpc()
+    async def TrackEventsJson(
+        self,
+        request: pb.TrackEventsJsonRequest,
+        context: grpc.aio.ServicerContext[pb.TrackEventsJsonRequest, pb.TrackEventsResponse],
+    ) -> pb.TrackEventsResponse:
+        return await self._track_events(context, convert.batch_items(request.body))
+
+    async def _track_events(
+        self,
+        context: grpc.aio.ServicerContext[Any, pb.TrackEventsResponse],
+        items: Sequence[EventInput | JsonObject],
+    ) -> pb.TrackEventsResponse:
+        outcome = await self._journeys.track_events(_metadata(context, API_KEY_METADATA), items)
         observability.events_tracked(
             accepted=outcome.count("accepted"),
             duplicates=outcome.count("duplicate"),

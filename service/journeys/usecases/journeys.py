@@ -11,6 +11,7 @@ from journeys.domain import (
     Category,
     EventInput,
     EventRecord,
+    JsonObject,
     NewEvent,
     OfferRecord,
     StoredEvent,
@@ -142,8 +143,12 @@ class Journeys:
             (stored,) = await store.record_events([event], now)
             return stored
 
-    async def track_events(self, api_key: str | None, raw: Sequence[EventInput]) -> BatchOutcome:
-        """Stores every valid event of a batch in one transaction and reports every item."""
+    async def track_events(
+        self, api_key: str | None, raw: Sequence[EventInput | JsonObject]
+    ) -> BatchOutcome:
+        """Stores every valid event of a batch in one transaction and reports every item.
+        An item is typed (gRPC) or a JSON object as the partner sent it (REST), whose field
+        types are checked here, item by item."""
         now = self._clock()
         async with self._db.transaction(write=True) as tx:
             store = tx.tenant(await authenticate(tx.keys, api_key))
@@ -152,7 +157,10 @@ class Journeys:
             valid: list[tuple[int, NewEvent]] = []
             for index, item in enumerate(raw):
                 try:
-                    valid.append((index, validation.new_event(item, now)))
+                    typed = (
+                        item if isinstance(item, EventInput) else validation.event_from_json(item)
+                    )
+                    valid.append((index, validation.new_event(typed, now)))
                 except InvalidArgument as error:
                     description = error.violation.description if error.violation else error.message
                     results[index] = ItemResult(index, "rejected", error=description)

@@ -107,7 +107,11 @@ def tags(value: JsonObject) -> dict[str, str]:
 
 def metadata(value: JsonObject, field: str = "metadata") -> JsonObject:
     _no_nul_anywhere(field, value)
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    try:
+        serialized = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:  # 1e400 parses as infinity; JSON (and PostgreSQL's jsonb) has none
+        raise InvalidArgument.field(field, f"{field} numbers must be finite") from None
+    size = len(serialized.encode())
     if size > METADATA_MAX_BYTES:
         raise InvalidArgument.field(
             field, f"{field} must be at most {METADATA_MAX_BYTES} bytes when serialized"
@@ -157,7 +161,7 @@ def new_event(raw: EventInput, now: datetime) -> NewEvent:
         )
     if not -POINTS_LIMIT <= raw.points <= POINTS_LIMIT:
         raise InvalidArgument.field(
-            "points", f"points must be between -{POINTS_LIMIT} and {POINTS_LIMIT}"
+            "points", f"points must be an integer between -{POINTS_LIMIT} and {POINTS_LIMIT}"
         )
     _no_nul("messageId", raw.message_id)
     if len(raw.message_id) > MESSAGE_ID_MAX:
@@ -173,6 +177,46 @@ def new_event(raw: EventInput, now: datetime) -> NewEvent:
         message_id=raw.message_id or None,
         metadata={} if raw.metadata is None else metadata(raw.metadata),
     )
+
+
+#: The JSON names of an event item's fields (camelCase, or the proto's own snake_case, as
+#: the gateway accepted before) and the EventInput field each fills.
+_JSON_STRING_FIELDS = (
+    ("externalId", "external_id"),
+    ("category", "category"),
+    ("eventType", "event_type"),
+    ("occurredAt", "occurred_at"),
+    ("messageId", "message_id"),
+)
+
+
+def event_from_json(item: JsonObject) -> EventInput:
+    """One item of a raw POST /track body as an EventInput, or InvalidArgument naming the
+    field whose JSON type is wrong (that item alone is rejected). `null` is "not sent"."""
+
+    def sent(name: str, snake: str) -> Any:
+        value = item.get(name)
+        return item.get(snake) if value is None else value
+
+    strings: dict[str, str] = {}
+    for name, snake in _JSON_STRING_FIELDS:
+        value = sent(name, snake)
+        if value is not None and not isinstance(value, str):
+            raise InvalidArgument.field(name, f"{name} must be a string")
+        strings[snake] = value or ""
+    points = sent("points", "points")
+    if points is None:
+        points = 0
+    elif isinstance(points, float) and points.is_integer():
+        points = int(points)
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise InvalidArgument.field(
+            "points", f"points must be an integer between -{POINTS_LIMIT} and {POINTS_LIMIT}"
+        )
+    metadata = sent("metadata", "metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidArgument.field("metadata", "metadata must be an object")
+    return EventInput(points=points, metadata=metadata, **strings)
 
 
 def occurred_at(value: str, now: datetime) -> datetime:
