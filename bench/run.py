@@ -55,8 +55,8 @@ from bench import h2load
 from bench.noop_server import READY_LINE as NOOP_READY
 from bench.report import Row, write_report
 from scripts.pgcluster import Cluster, bindir
-from tests.postgres import throwaway_cluster
-from tests.support import BIN, Stack, free_port, migrate, new_key, running_stack, sql
+from scripts.stack import BIN, Stack, free_port, migrate, new_key, running_stack, sql
+from scripts.throwaway_cluster import throwaway_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

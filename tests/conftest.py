@@ -15,8 +15,8 @@ import pytest
 from journeys.domain import Environment
 
 from scripts.pgcluster import Cluster
-from tests.postgres import throwaway_cluster
-from tests.support import Stack, migrate, running_stack
+from scripts.stack import Stack, migrate, running_stack
+from scripts.throwaway_cluster import throwaway_cluster
 
 ENGINES = [
     pytest.param("sqlite", marks=pytest.mark.sqlite),

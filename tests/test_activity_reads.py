@@ -14,7 +14,7 @@ from journeys.storage.database import Database
 from journeys.storage.partitions import Month
 from sqlalchemy.engine import make_url
 
-from tests.support import engine_of, migrate
+from scripts.stack import engine_of, migrate
 
 EVENTS = 20_000
 HISTORY_DAYS = 90

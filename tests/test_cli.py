@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.support import journeys, migrate
+from scripts.stack import journeys, migrate
 
 KEY = re.compile(r"pk_(test|live)_[0-9a-f]{32}")
 

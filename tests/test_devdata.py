@@ -13,7 +13,7 @@ from journeys.storage.database import Database
 from journeys.storage.schema import events, user_campaigns, user_daily_activity, users
 from sqlalchemy import select
 
-from tests.support import migrate
+from scripts.stack import migrate
 
 NOW = datetime(2026, 6, 1, 12, 0, 7, tzinfo=UTC)
 AS_OF = datetime(2026, 6, 2, 9, 30, tzinfo=UTC)

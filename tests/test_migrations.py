@@ -13,7 +13,7 @@ from journeys.storage.database import Database
 from journeys.storage.migrate import alembic_config
 from sqlalchemy import text
 
-from tests.support import engine_of, migrate
+from scripts.stack import engine_of, migrate
 
 PARTNER = "6f1d3c2a-0000-4000-8000-000000000001"
 USER = "6f1d3c2a-0000-4000-8000-0000000000a1"

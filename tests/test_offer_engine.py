@@ -19,7 +19,7 @@ from journeys.domain import Category, Environment, NewEvent, Tenant, UserChanges
 from journeys.storage.database import Database
 from journeys.usecases.analytics import LEASE_NAME, AnalyticsJob
 
-from tests.support import BIN, migrate, new_key, running_stack, sql, stack_env
+from scripts.stack import BIN, migrate, new_key, running_stack, sql, stack_env
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from journeys.storage.partitions import (
 )
 from sqlalchemy import text
 
-from tests.support import migrate
+from scripts.stack import migrate
 
 #: Tables that are not any tenant's: looked up before the tenant is known, or the job's own.
 GLOBAL_TABLES = {"partners", "api_keys", "analytics_runs", "job_leases", "alembic_version"}

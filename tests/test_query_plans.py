@@ -12,7 +12,7 @@ import pytest
 from journeys.domain import Environment, NewOffer, Tenant, UserChanges, utc_now
 from journeys.storage.database import Database
 
-from tests.support import migrate
+from scripts.stack import migrate
 
 
 @pytest.mark.sqlite_only

@@ -20,8 +20,8 @@ from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 
 from scripts.pgcluster import Cluster
+from scripts.stack import free_port, migrate, new_key, stack_env, start_journeys
 from tests.api.rest import headers, success
-from tests.support import free_port, migrate, new_key, stack_env, start_journeys
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from journeys.storage.migrate import alembic_config
 
-from tests.support import migrate
+from scripts.stack import migrate
 
 
 def test_migrations_match_the_table_definitions(database_url: str) -> None:
@@ -23,7 +23,7 @@ def test_migrations_match_the_table_definitions(database_url: str) -> None:
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}"
     migrate(url)
-    from tests.support import new_key
+    from scripts.stack import new_key
 
     new_key(url, "wal")  # any write through the service's engine
 

@@ -19,7 +19,7 @@ from journeys.storage.schema import metadata
 from journeys.usecases import Journeys
 from journeys.usecases.analytics import AnalyticsJob
 
-from tests.support import migrate, new_key
+from scripts.stack import migrate, new_key
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TENANT_COLUMNS = ("partner_id", "environment")

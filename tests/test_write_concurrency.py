@@ -10,7 +10,7 @@ from journeys.domain import Category, Environment, NewEvent, Tenant, utc_now
 from journeys.storage.database import Database
 from journeys.usecases.analytics import AnalyticsJob
 
-from tests.support import migrate
+from scripts.stack import migrate
 
 USERS = [f"user-{n:03d}" for n in range(200)]
 

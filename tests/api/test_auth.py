@@ -8,8 +8,8 @@ import pytest
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 
+from scripts.stack import Stack, journeys
 from tests.api.rest import error, success
-from tests.support import Stack, journeys
 
 USERS = "/v1/user-journeys/users"
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
+from scripts.stack import Stack
 from tests.api.rest import headers, success
 from tests.api.test_events import play, profile, track
-from tests.support import Stack
 
 BASE = "/v1/user-journeys"
 CLIENTS = 8

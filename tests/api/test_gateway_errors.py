@@ -10,8 +10,8 @@ import httpx
 from journeys.config import Settings
 from journeys.gateway import envoy_binary, render_config
 
+from scripts.stack import free_port, migrate, new_key, running_stack, sql
 from tests.api.rest import error, headers
-from tests.support import free_port, migrate, new_key, running_stack, sql
 
 
 def test_unknown_path_is_not_found(http: httpx.Client, key: str) -> None:

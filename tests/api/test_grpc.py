@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from tests.support import Stack
+from scripts.stack import Stack
 
 SERVICE = "gamifyhost.userjourneys.v1.UserJourneysService"
 

@@ -19,10 +19,10 @@ from journeys.storage.schema import offers as offers_table
 from journeys.storage.schema import users
 from sqlalchemy import select
 
+from scripts.stack import Stack, journeys
 from tests.api.rest import LOWER_UUID, RFC3339_SECONDS, error, headers, success
 from tests.api.test_events import play, profile, stamp, track
 from tests.conftest import KeyFactory
-from tests.support import Stack, journeys
 
 BASE = "/v1/user-journeys"
 OFFER_KEYS = [

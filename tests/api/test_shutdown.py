@@ -8,8 +8,8 @@ import time
 
 import httpx
 
+from scripts.stack import migrate, new_key, running_stack, sql
 from tests.api.rest import headers
-from tests.support import migrate, new_key, running_stack, sql
 
 
 def test_sigterm_during_load_drains_and_loses_no_acknowledged_write(database_url: str) -> None:

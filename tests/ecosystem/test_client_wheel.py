@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from journeys.config import REPO_ROOT
 
-from tests.support import BIN, Stack
+from scripts.stack import BIN, Stack
 
 README = REPO_ROOT / "README.md"
 CONSTRAINTS = REPO_ROOT / "constraints.txt"

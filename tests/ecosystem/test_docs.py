@@ -26,8 +26,8 @@ import pytest
 from journeys.config import REPO_ROOT
 from sqlalchemy.engine import make_url
 
+from scripts.stack import Stack, free_port, migrate, running_stack
 from tests.api.rest import headers, success
-from tests.support import Stack, free_port, migrate, running_stack
 
 BASE = "/v1/user-journeys"
 

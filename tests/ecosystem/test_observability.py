@@ -22,8 +22,8 @@ from journeys.config import Settings
 from journeys.observability import JsonFormatter, TextFormatter
 from prometheus_client.parser import text_string_to_metric_families
 
+from scripts.stack import READY_LINE, Stack, free_port, migrate, running_stack
 from tests.api.rest import headers, success
-from tests.support import READY_LINE, Stack, free_port, migrate, running_stack
 
 BASE = "/v1/user-journeys"
 SERVICE = "gamifyhost.userjourneys.v1.UserJourneysService"

@@ -18,10 +18,10 @@ from journeys.gateway import DESCRIPTOR
 from journeys.gateway import OPENAPI_DOCUMENT as DOCUMENT
 from openapi_spec_validator import validate
 
+from scripts.stack import Stack, journeys
 from tests.api.rest import error, headers, success
 from tests.conftest import KeyFactory
 from tests.ecosystem.contract import Contract, load
-from tests.support import Stack, journeys
 
 BASE = "/v1/user-journeys"
 

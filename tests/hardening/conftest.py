@@ -3,8 +3,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from scripts.stack import Stack
 from tests.hardening.fuzz import Api
-from tests.support import Stack
 
 
 @pytest.fixture

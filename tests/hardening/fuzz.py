@@ -24,7 +24,7 @@ import httpx
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from tests.support import Stack
+from scripts.stack import Stack
 
 # --- hypothesis profiles -------------------------------------------------------------------
 

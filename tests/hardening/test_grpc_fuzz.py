@@ -19,6 +19,7 @@ from google.protobuf import struct_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scripts.stack import Stack
 from tests.hardening.fuzz import (
     FUZZ,
     JSON_VALUES,
@@ -27,7 +28,6 @@ from tests.hardening.fuzz import (
     TIMESTAMPS,
     VALID_ID,
 )
-from tests.support import Stack
 
 Code = grpc.StatusCode
 DOCUMENTED = {

@@ -22,9 +22,9 @@ from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from journeys.domain import Environment
 
+from scripts.stack import Stack, journeys
 from tests.conftest import KeyFactory
 from tests.hardening.fuzz import BASE, USERS, Reply, envelope, send
-from tests.support import Stack, journeys
 
 USER = "shared_user"
 OWNER_PROFILE = {

@@ -11,8 +11,8 @@ import pytest
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 
+from scripts.stack import Stack, migrate, new_key, running_stack
 from tests.api.rest import error
-from tests.support import Stack, migrate, new_key, running_stack
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import httpx
 from journeys.config import Settings
 from journeys.gateway import envoy_binary, render_config
 
+from scripts.stack import free_port, migrate, new_key, running_stack, stack_env, start_journeys
 from tests.api.rest import error, headers, success
-from tests.support import free_port, migrate, new_key, running_stack, stack_env, start_journeys
 
 BATCH = 200
 

@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL cluster for one test process (each pytest-xdist worker has its own)."""
+"""A throw-away PostgreSQL cluster for one process (each pytest-xdist worker, a benchmark run)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Starts the real service (grpc.aio server + Envoy) on free ports for tests."""
+"""Starts the real service (grpc.aio server + Envoy) on free ports: for tests and benchmarks."""
 
 from __future__ import annotations
 
