@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,11 +19,15 @@ from string import Template
 
 from journeys.config import REPO_ROOT, Settings
 
+log = logging.getLogger(__name__)
+
 GATEWAY_DIR = REPO_ROOT / "gateway"
 TEMPLATE = GATEWAY_DIR / "envoy.yaml.tmpl"
 LUA_FILTER = GATEWAY_DIR / "envelope.lua"
 DESCRIPTOR = GATEWAY_DIR / "build" / "user_journeys.binpb"
 OPENAPI_DOCUMENT = GATEWAY_DIR / "build" / "openapi.json"
+#: Requests the REST/gRPC listener has received and not yet answered (stat_prefix journeys).
+_ACTIVE_REQUESTS_STAT = r"^http\.journeys\.downstream_rq_active$"
 
 
 def render_config(settings: Settings, upstreams: Sequence[tuple[str, int]]) -> str:
@@ -70,6 +76,10 @@ class Gateway:
             str(self._settings.envoy_concurrency),
             "--log-level",
             os.environ.get("JOURNEYS_ENVOY_LOG_LEVEL", "warning"),
+            # Once draining (see drain), every connection is asked to close after its current
+            # request, not a growing share of them over the drain time.
+            "--drain-strategy",
+            "immediate",
             # Own process group: a terminal's Ctrl-C reaches us, and we stop Envoy after the
             # server has drained, not before.
             start_new_session=True,
@@ -91,6 +101,42 @@ class Gateway:
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError(f"envoy not ready after {within_seconds:.0f}s")
             await asyncio.sleep(0.1)
+
+    async def drain(self, grace: float) -> float:
+        """Stops accepting connections and waits, at most `grace` seconds, until every request
+        Envoy has received (one still uploading its body included) is answered; open
+        connections close after their answer. Returns the seconds of `grace` left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if self._process is None or self._process.returncode is not None:
+            return grace
+        try:
+            # `graceful` starts the drain: answers close their connection (HTTP/2: GOAWAY).
+            # Without it the listening socket closes: new connections are refused from now on.
+            await asyncio.to_thread(self._admin, "/drain_listeners?graceful", "POST")
+            await asyncio.to_thread(self._admin, "/drain_listeners", "POST")
+            active = await asyncio.to_thread(self._active_requests)
+            log.info("draining the gateway: new connections refused, %d requests in flight", active)
+            while active > 0 and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+                active = await asyncio.to_thread(self._active_requests)
+            if active > 0:
+                log.warning("%d requests still in flight at the gateway after the grace", active)
+        except OSError as failure:  # Envoy is gone: nothing left to drain
+            log.warning("cannot drain the gateway: %s", failure)
+        return max(0.0, deadline - loop.time())
+
+    def _admin(self, path: str, method: str = "GET") -> bytes:
+        url = f"http://{self._settings.host}:{self._settings.admin_port}{path}"
+        request = urllib.request.Request(url, method=method)
+        with urllib.request.urlopen(request, timeout=2) as response:
+            body: bytes = response.read()
+            return body
+
+    def _active_requests(self) -> int:
+        query = urllib.parse.urlencode({"format": "json", "filter": _ACTIVE_REQUESTS_STAT})
+        stats = json.loads(self._admin(f"/stats?{query}"))
+        return sum(int(stat.get("value", 0)) for stat in stats.get("stats", []))
 
     async def wait_exit(self) -> int:
         assert self._process is not None
