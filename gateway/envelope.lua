@@ -1,8 +1,9 @@
 -- Shapes every REST response into the documented envelopes:
 --   success  {"status":"success","data":<transcoded body>}
 --   error    {"message":"...","code":<http status>,"status":"error"}
--- and checks REST requests before the transcoder sees them (headers, strict JSON).
--- Native gRPC (content-type application/grpc*) passes untouched.
+-- checks REST requests before the transcoder sees them (headers, encoding, strict JSON), and
+-- answers what the gateway answers itself (OPTIONS, 405, 501, the OpenAPI document).
+-- Native gRPC (content-type application/grpc*) passes untouched but for its request id.
 
 -- Only statuses raised by the service carry this ErrorInfo domain; for anything else (gRPC
 -- internals, Envoy's own replies) the client gets a fixed text for the HTTP status, so no
@@ -17,6 +18,7 @@ local GENERIC_MESSAGES = {
   [405] = "Method not allowed",
   [408] = "Request timeout",
   [413] = "Request body too large",
+  [415] = "Unsupported content encoding",
   [429] = "Rate limit exceeded",
   [431] = "Request headers too large",
   [500] = "Internal server error",
@@ -37,6 +39,12 @@ local GRPC_HEADERS = {
 -- a partner's values (metadata, ids) are never touched.
 local OFFERS_PATH = "^/v1/user%-journeys/users/[^/]+/offers/?$"
 local CLAIM_PATH = "^/v1/user%-journeys/users/[^/]+/offers/[^/]+/claim/?$"
+
+-- Envoy makes a new request id for every request and sets the client's own aside in this
+-- header (envoy.yaml.tmpl): a valid one is used instead, anything else is dropped.
+local CLIENT_REQUEST_ID = "x-journeys-client-request-id"
+local REQUEST_ID_CHARACTERS = "^[A-Za-z0-9._%-]+$"
+local MAX_REQUEST_ID = 128
 
 -- The still-escaped contents of the first string value of `key` in a JSON text.
 local function json_string_value(raw, key)
@@ -403,8 +411,55 @@ local function reject(request_handle, status, message, allow)
     error_body(status, message))
 end
 
+-- Documents served as they are, read once per worker.
+local documents = {}
+
+-- What the gateway answers itself, by the route's metadata (journeys/gateway.py): the OpenAPI
+-- document, OPTIONS 204 and 405 with `Allow`, 501. Direct responses would miss the CORS filter.
+local function answer_for_route(request_handle)
+  local route = request_handle:metadata()
+  local path = route:get("document")
+  if path ~= nil then
+    if documents[path] == nil then
+      local file = assert(io.open(path, "rb"))
+      documents[path] = file:read("*a")
+      file:close()
+    end
+    respond(request_handle, {[":status"] = "200", ["content-type"] = "application/json"}, documents[path])
+    return true
+  end
+  local answer = route:get("answer")
+  if answer == nil then
+    return false
+  end
+  local allow = route:get("allow")
+  -- Answered once the whole request is in: an HTTP/2 client still sending its body would
+  -- otherwise see its stream reset.
+  request_handle:body()
+  if answer == "204" then
+    respond(request_handle, {[":status"] = "204", ["allow"] = allow}, "")
+  else
+    local status = tonumber(answer)
+    reject(request_handle, status, GENERIC_MESSAGES[status], allow)
+  end
+  return true
+end
+
+-- Puts back the client's own request id when it is a valid one (Envoy made a new one).
+local function keep_client_request_id(headers)
+  local client = headers:get(CLIENT_REQUEST_ID)
+  if client == nil then
+    return
+  end
+  headers:remove(CLIENT_REQUEST_ID)
+  if #client <= MAX_REQUEST_ID and client:find(REQUEST_ID_CHARACTERS) then
+    headers:replace("x-request-id", client)
+  end
+end
+
 function envoy_on_request(request_handle)
   local headers = request_handle:headers()
+  keep_client_request_id(headers)
   local path = headers:get(":path") or ""
   if (headers:get("content-type") or ""):sub(1, 16) == "application/grpc" then
     return
@@ -427,6 +482,15 @@ function envoy_on_request(request_handle)
   end
   for _, name in ipairs(drop) do
     headers:remove(name)
+  end
+  if answer_for_route(request_handle) then
+    return
+  end
+  -- The decompressor before this filter has decoded (and dropped the header of) a gzip body.
+  local encoding = (headers:get("content-encoding") or "identity"):lower()
+  if encoding ~= "identity" then
+    reject(request_handle, 415, GENERIC_MESSAGES[415])
+    return
   end
   local method = headers:get(":method")
   local base, query = path:match("^([^?]*)%??(.*)$")
@@ -485,9 +549,16 @@ function envoy_on_response(response_handle)
   if content_type:sub(1, 16) == "application/grpc" then
     return
   end
+  -- Access-Control-Allow-Origin depends on the request's Origin.
+  headers:add("vary", "Origin")
   local status = tonumber(headers:get(":status")) or 500
+  if status == 200 and headers:get("access-control-max-age") ~= nil then
+    -- The CORS filter's answer to a preflight: no content.
+    headers:replace(":status", "204")
+    return
+  end
   local meta = response_handle:streamInfo():dynamicMetadata():get("journeys")
-  if meta ~= nil and meta["answered"] then
+  if status == 204 or (meta ~= nil and meta["answered"]) then
     return
   end
   if status == 499 then
