@@ -1,5 +1,6 @@
 # journeys: `make run` serves the API, `make test` checks everything. Both set up what they
-# need first (virtualenv, pinned dependencies, generated code, tools).
+# need first: `make run` only Python's (virtualenv, pinned dependencies, generated code);
+# `make test`, `make lint` and `make run-postgres` also their tools (buf, PostgreSQL, Chromium).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -16,7 +17,7 @@ OPENAPI := gateway/build/openapi.json
 DIST ?= dist
 CLIENT_BUILD ?= build/client-python
 
-.PHONY: help setup generate postgres run run-postgres test lint format clean dist
+.PHONY: help setup runtime generate postgres chromium run run-postgres test lint format clean dist
 
 help:
 	@echo "make run    set up and serve the API (REST + gRPC on 127.0.0.1:8080, gRPC on :50051)"
@@ -28,7 +29,11 @@ help:
 	@echo "make bench  benchmarks vs same-run baselines (bench-quick: under 2 minutes)"
 	@echo "make clean  remove the virtualenv and generated code (keeps ./data)"
 
-setup: $(VENV)/.installed $(GENERATED) $(OPENAPI) $(BUF) postgres
+# Everything: what the server needs, and every tool of lint and test.
+setup: runtime $(BUF) postgres chromium
+
+# What `journeys serve` needs, from Python alone (no npm, no system packages).
+runtime: $(VENV)/.installed $(GENERATED) $(OPENAPI)
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -90,32 +95,40 @@ postgres:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql && \
 		$(PYTHON) scripts/pgcluster.py bindir; }
 
-run: setup
+# A real browser for the CORS test (tests/api/test_browser.py). Installed if missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+		echo "Chromium not found: installing it with apt-get"; \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+run: runtime
 	$(BIN)/journeys migrate
 	exec $(BIN)/journeys serve --demo-key
 
 # Starts the cluster (created on first use), migrates, serves; stops the cluster afterwards.
-run-postgres: setup
+run-postgres: runtime postgres
 	exec $(BIN)/python scripts/pgcluster.py run data/postgres -- \
 		bash -c '$(BIN)/journeys migrate && exec $(BIN)/journeys serve --demo-key'
 
-lint: setup
+lint: runtime $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	cd protos && ../$(BUF) lint
 
-format: setup
+format: runtime
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint postgres chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 # The hardening suite (tests/hardening) with the long hypothesis profile: many more, randomized
 # examples than `make test` runs (a failure prints a blob to reproduce it).
 .PHONY: fuzz
-fuzz: setup
+fuzz: runtime postgres
 	JOURNEYS_FUZZ_PROFILE=long $(BIN)/pytest -n $(PYTEST_WORKERS) tests/hardening
 
 clean:
@@ -134,7 +147,7 @@ bench: bench-tools
 bench-quick: bench-tools
 	$(BIN)/python -m bench --quick
 
-bench-tools: setup
+bench-tools: runtime postgres
 	@command -v h2load >/dev/null || { \
 		echo "h2load not found: installing nghttp2-client with apt-get"; \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \

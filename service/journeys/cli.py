@@ -153,6 +153,8 @@ def _gateway(settings: Settings, args: argparse.Namespace) -> int:
         print("journeys is ready", flush=True)
         await stop.wait()
         crashed = exited.done()
+        if not crashed:
+            await envoy.drain(settings.shutdown_grace_seconds)
         await envoy.stop()
         if crashed:
             log.error("envoy exited unexpectedly with status %s", exited.result())
@@ -416,12 +418,15 @@ async def _serve_async(settings: Settings, *, gateway: bool, demo_key: bool) -> 
             exit_code = 1
     finally:
         log.info("shutting down: draining in-flight calls")
+        grace = settings.shutdown_grace_seconds
+        if envoy is not None:  # first, so REST calls it already received reach the server
+            grace = await envoy.drain(grace)
         if schedule is not None:
             schedule.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await schedule
         if server is not None:
-            await server.stop(settings.shutdown_grace_seconds)
+            await server.stop(grace)
         if envoy is not None:
             await envoy.stop()
         if metrics is not None:

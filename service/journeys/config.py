@@ -7,6 +7,7 @@ database URL in one place.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ class Settings:
     rate_limit: float = 100.0
     #: Requests a key may save up and spend at once.
     rate_burst: float = 200.0
+    #: Web origins whose pages may call the API (CORS); `*` is any origin.
+    cors_origins: tuple[str, ...] = ("*",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,7 +60,26 @@ class Settings:
             ),
             rate_limit=_float(env, "JOURNEYS_RATE_LIMIT", defaults.rate_limit),
             rate_burst=_float(env, "JOURNEYS_RATE_BURST", defaults.rate_burst),
+            cors_origins=_origins(env, "JOURNEYS_CORS_ORIGINS", defaults.cors_origins),
         )
+
+
+#: What a browser sends in `Origin`: scheme://host[:port], nothing after it.
+_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+")
+
+
+def _origins(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if not raw or not raw.strip():
+        return default
+    origins = tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise SystemExit(
+                f"{name} must be comma-separated origins such as https://app.example.com "
+                f"(or *), got {origin!r}"
+            )
+    return origins
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

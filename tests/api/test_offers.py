@@ -408,3 +408,62 @@ def test_offers_come_in_the_catalogue_priority_order(
             "return_bonus",
             "win_back_play",
         ]
+
+
+#: Partner values that look like an unclaimed offer's JSON text.
+LOOKALIKE = {
+    "expiresAt": "2025-01-01T00:00:00Z",
+    "metadata": {"expiresAt": "2025-01-01T00:00:00Z", "metadata": {}},
+    "text": '"expiresAt":"2025-01-01T00:00:00Z","metadata":{}',
+}
+
+
+def test_claimed_at_is_added_to_offers_only_never_to_partner_values(
+    http: httpx.Client, new_key: KeyFactory, stack: Stack, tmp_path: Path
+) -> None:
+    """`"claimedAt":null` used to be written wherever the text matched on a path holding
+    `/offers`: into the metadata of a user whose id starts with `offers`."""
+    partner = f"partner-{uuid.uuid4()}"
+    key = new_key(Environment.TEST, partner)
+    override = tmp_path / "override.toml"
+    override.write_text(
+        "[welcome_bonus.metadata]\n"
+        'expiresAt = "2025-01-01T00:00:00Z"\n'
+        'text = "\\"expiresAt\\":\\"2025-01-01T00:00:00Z\\",\\"metadata\\":{}"\n'
+        "[welcome_bonus.metadata.metadata]\n"
+        'expiresAt = "2025-01-01T00:00:00Z"\n'
+    )
+    assert set_catalogue(stack, partner, override).returncode == 0
+    user = "offers-lookalike"
+    sent = {
+        "externalId": user,
+        "tags": {"expiresAt": "2025-01-01T00:00:00Z"},
+        "metadata": LOOKALIKE,
+    }
+    created = success(http.post(f"{BASE}/users", headers=headers(key), json=sent))
+    event = {**play(user), "metadata": LOOKALIKE}
+    recorded = success(http.post(f"{BASE}/events", headers=headers(key), json=event))["event"]
+
+    run_analytics(stack)
+    held = by_type(offers(http, key, user))
+    claimed = success(claim(http, key, user, held["welcome_bonus"]["id"]))["offer"]
+
+    assert created["metadata"] == LOOKALIKE
+    assert recorded["metadata"] == LOOKALIKE
+    assert profile(http, key, user)["metadata"] == LOOKALIKE
+    assert profile(http, key, user)["tags"] == sent["tags"]
+    events = success(http.get(f"{BASE}/users/{user}/timeline", headers={"X-API-Key": key}))
+    assert [item["metadata"] for item in events["events"]][-1] == LOOKALIKE
+    assert set(held) == {"welcome_free_play", "welcome_bonus"}
+    for offer in held.values():
+        assert list(offer) == OFFER_KEYS
+        assert offer["claimedAt"] is None
+    bonus_metadata = held["welcome_bonus"]["metadata"]
+    assert {name: value for name, value in bonus_metadata.items() if name != "reason"} == {
+        "expiresAt": "2025-01-01T00:00:00Z",
+        "metadata": {"expiresAt": "2025-01-01T00:00:00Z"},
+        "text": LOOKALIKE["text"],
+    }
+    assert list(claimed) == OFFER_KEYS
+    assert RFC3339_SECONDS.fullmatch(claimed["claimedAt"])
+    assert claimed["metadata"] == bonus_metadata

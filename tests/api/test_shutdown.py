@@ -1,14 +1,18 @@
-"""SIGTERM under load: calls in flight finish, acknowledged writes are kept, exit is clean."""
+"""SIGTERM under load: calls in flight finish (one still uploading its body included), new
+connections are refused, acknowledged writes are kept, exit is clean."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import signal
+import socket
 import threading
 import time
 
 import httpx
 
-from scripts.stack import migrate, new_key, running_stack, sql
+from scripts.stack import Stack, migrate, new_key, running_stack, sql
 from tests.api.rest import headers
 
 
@@ -58,3 +62,64 @@ def test_sigterm_during_load_drains_and_loses_no_acknowledged_write(database_url
     assert set(statuses) <= {200, 503}, statuses
     stored = {row[0] for row in sql(url, "SELECT external_id FROM users")}
     assert set(acknowledged) <= stored
+
+
+def _active_requests(stack: Stack) -> int:
+    stats = httpx.get(
+        f"http://127.0.0.1:{stack.admin_port}/stats",
+        params={"format": "json", "filter": r"^http\.journeys\.downstream_rq_active$"},
+    ).json()["stats"]
+    return sum(int(stat["value"]) for stat in stats)
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_sigterm_answers_a_request_still_uploading_and_refuses_new_connections(
+    database_url: str,
+) -> None:
+    """The gateway used to close such a connection with no answer."""
+    url = database_url
+    migrate(url)
+    key = new_key(url, "upload")
+    body = json.dumps({"externalId": "uploader", "metadata": {"pad": "p" * 4000}}).encode()
+    with running_stack(url) as stack:
+        upload = socket.create_connection(("127.0.0.1", stack.http_port), timeout=30)
+        upload.sendall(
+            (
+                "POST /v1/user-journeys/users HTTP/1.1\r\nHost: journeys\r\n"
+                f"X-API-Key: {key}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body[: len(body) // 2]
+        )
+        deadline = time.monotonic() + 10
+        while _active_requests(stack) < 1:
+            assert time.monotonic() < deadline, "the gateway never saw the request"
+            time.sleep(0.05)
+
+        stack.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while not _refused(stack.http_port):
+            assert time.monotonic() < deadline, "new connections are still accepted"
+            time.sleep(0.05)
+        time.sleep(1)  # still uploading, well after the signal
+        upload.sendall(body[len(body) // 2 :])
+        answer = http.client.HTTPResponse(upload)
+        answer.begin()
+        received = json.loads(answer.read())
+        upload.close()
+        exit_code = stack.process.wait(timeout=30)
+
+    assert answer.status == 200, received
+    assert received["status"] == "success"
+    assert received["data"]["externalId"] == "uploader"
+    assert received["data"]["metadata"] == {"pad": "p" * 4000}
+    assert answer.getheader("connection") == "close", "a draining gateway closes after answering"
+    assert exit_code == 0, stack.log_text()
+    assert sql(url, "SELECT external_id FROM users") == [("uploader",)]

@@ -105,8 +105,10 @@ def test_served_as_is_without_a_key(http: httpx.Client) -> None:
     assert response.content == DOCUMENT.read_bytes(), "no envelope, not a byte changed"
     with_key = http.get(f"{BASE}/openapi.json", headers={"X-API-Key": "pk_test_" + "0" * 32})
     assert with_key.content == response.content
-    # Only GET: anything else is an unknown route, in the error envelope.
-    error(http.post(f"{BASE}/openapi.json", json={}), 404, "Not found")
+    # GET and HEAD only: anything else is 405, in the error envelope.
+    refused = http.post(f"{BASE}/openapi.json", json={})
+    error(refused, 405, "Method not allowed")
+    assert refused.headers["allow"] == "GET, HEAD, OPTIONS"
     error(http.get(f"{BASE}/openapi.yaml"), 404, "Not found")
 
 

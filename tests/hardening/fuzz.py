@@ -130,7 +130,9 @@ ERROR_MESSAGES: dict[int, tuple[str, ...]] = {
     401: ("Missing X-API-Key header", "Invalid API key"),
     403: ("API key has been revoked",),
     404: ("User not found", "Offer not found", "Not found"),
+    405: ("Method not allowed",),
     413: ("Request body too large",),
+    415: ("Unsupported content encoding",),
     431: ("Request headers too large",),
     501: ("Not implemented",),
 }

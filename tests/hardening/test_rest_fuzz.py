@@ -400,7 +400,11 @@ ROUTES = {("POST", USERS), ("POST", f"{BASE}/events"), ("POST", f"{BASE}/track")
 def test_any_method_on_any_path(api: Api, method: str, path: str, body: bytes | None) -> None:
     reply = api.send(method, path, body)
 
-    envelope(reply, {200, 400, 404, 501})
+    if reply.status == 204:
+        assert method == "OPTIONS", "only OPTIONS answers without content"
+        assert reply.body == b""
+        return
+    envelope(reply, {200, 400, 404, 405, 501})
     if reply.status == 200:
         assert (method, path) in ROUTES, "only the documented routes answer"
 
