@@ -20,6 +20,7 @@ from string import Template
 from typing import Any
 
 from journeys.config import REPO_ROOT, Settings
+from journeys.openapi import DOCUMENT_PATH
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,6 @@ TEMPLATE = GATEWAY_DIR / "envoy.yaml.tmpl"
 LUA_FILTER = GATEWAY_DIR / "envelope.lua"
 DESCRIPTOR = GATEWAY_DIR / "build" / "user_journeys.binpb"
 OPENAPI_DOCUMENT = GATEWAY_DIR / "build" / "openapi.json"
-#: Where the gateway serves the OpenAPI document itself.
-DOCUMENT_PATH = "/v1/user-journeys/openapi.json"
 #: Requests the REST/gRPC listener has received and not yet answered (stat_prefix journeys).
 _ACTIVE_REQUESTS_STAT = r"^http\.journeys\.downstream_rq_active$"
 #: Where the template's routes list sits, to indent the generated routes to it.
