@@ -33,6 +33,7 @@ OPENAPI_DOCUMENT = GATEWAY_DIR / "build" / "openapi.json"
 _ACTIVE_REQUESTS_STAT = r"^http\.journeys\.downstream_rq_active$"
 #: Where the template's routes list sits, to indent the generated routes to it.
 _ROUTE_INDENT = " " * 24
+_MAPPER_INDENT = " " * 20
 
 
 def render_config(settings: Settings, upstreams: Sequence[tuple[str, int]]) -> str:
@@ -41,7 +42,9 @@ def render_config(settings: Settings, upstreams: Sequence[tuple[str, int]]) -> s
         for host, port in upstreams
     ]
     paths = json.loads(OPENAPI_DOCUMENT.read_text())["paths"]
-    routes = rest_routes({path: list(operations) for path, operations in paths.items()})
+    methods_by_path = {path: list(operations) for path, operations in paths.items()}
+    routes = rest_routes(methods_by_path)
+    mappers = query_mappers(methods_by_path)
     return Template(TEMPLATE.read_text()).substitute(
         host=settings.host,
         http_port=settings.http_port,
@@ -51,6 +54,7 @@ def render_config(settings: Settings, upstreams: Sequence[tuple[str, int]]) -> s
         upstream_endpoints=json.dumps(endpoints),
         cors_origins=json.dumps(_origin_matchers(settings.cors_origins)),
         rest_routes="\n".join(f"{_ROUTE_INDENT}- {json.dumps(route)}" for route in routes),
+        query_mappers="\n".join(f"{_MAPPER_INDENT}- {json.dumps(item)}" for item in mappers),
     )
 
 
@@ -64,19 +68,15 @@ def rest_routes(methods_by_path: Mapping[str, Sequence[str]]) -> list[dict[str, 
     routes that name the service's cluster but never reach it."""
     routes: list[dict[str, Any]] = []
     for template, operations in methods_by_path.items():
-        methods = [method.upper() for method in operations]
-        if "GET" in methods:
-            methods.insert(methods.index("GET") + 1, "HEAD")
-        # `{externalId}` is one path segment. Anything else (a trailing slash, an empty id) is
-        # the transcoder's to judge, as for any unknown path.
-        path = {"safe_regex": {"regex": re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(template))}}
+        methods = _methods(operations)
+        path = {"safe_regex": {"regex": _path_regex(template)}}
         cors = {
             "envoy.filters.http.cors": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
                 "allow_methods": ", ".join(methods),
             }
         }
-        allow = ", ".join([*methods, "OPTIONS"])
+        allow = _allow(methods)
         served: dict[str, Any] = {
             "match": {**path, "headers": [_method_matcher(methods)]},
             "route": _TO_SERVICE,
@@ -103,7 +103,64 @@ def rest_routes(methods_by_path: Mapping[str, Sequence[str]]) -> list[dict[str, 
     return routes
 
 
+def query_mappers(methods_by_path: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """Local-reply mappers for the one request Envoy refuses before routing it (a QUERY
+    without Content-Type, RFC 10008): on a REST path it is a method the path does not have,
+    405 with the path's `Allow`, as every other unknown method there."""
+    mappers: list[dict[str, Any]] = []
+    for template, operations in methods_by_path.items():
+        conditions = [
+            {"status_code_filter": {"comparison": {"op": "EQ", "value": _QUERY_REFUSED}}},
+            {"header_filter": {"header": _method_matcher(["QUERY"])}},
+            {
+                "header_filter": {
+                    "header": {
+                        "name": ":path",
+                        # The path, with or without a query string.
+                        "string_match": {
+                            "safe_regex": {"regex": _path_regex(template) + r"(\?.*)?"}
+                        },
+                    }
+                }
+            },
+        ]
+        mappers.append(
+            {
+                "filter": {"and_filter": {"filters": conditions}},
+                "status_code": 405,
+                "headers_to_add": [
+                    {"header": {"key": "allow", "value": _allow(_methods(operations))}},
+                    # No request id was made for it yet.
+                    {
+                        "header": {"key": "x-request-id", "value": "%UNIQUE_ID%"},
+                        "append_action": "ADD_IF_ABSENT",
+                    },
+                ],
+            }
+        )
+    return mappers
+
+
+def _methods(operations: Sequence[str]) -> list[str]:
+    """A path's methods as `Allow` lists them: its operations, GET with HEAD."""
+    methods = [method.upper() for method in operations]
+    if "GET" in methods:
+        methods.insert(methods.index("GET") + 1, "HEAD")
+    return methods
+
+
+def _allow(methods: Sequence[str]) -> str:
+    return ", ".join([*methods, "OPTIONS"])
+
+
+def _path_regex(template: str) -> str:
+    # `{externalId}` is one path segment. Anything else (a trailing slash, an empty id) is the
+    # transcoder's to judge, as for any unknown path.
+    return re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(template))
+
+
 _TO_SERVICE = {"cluster": "journeys_grpc", "timeout": "30s"}
+_QUERY_REFUSED = {"default_value": 400, "runtime_key": "journeys.query_status"}
 
 
 def _envelope_metadata(**values: str) -> dict[str, Any]:

@@ -171,7 +171,9 @@ def test_an_unknown_method_is_405_or_501_never_invalid_request_body(
         ("QUERY", f"{BASE}/users/u", typed, 405),
         ("FOO", f"{BASE}/users/u", (), 405),
         # Without Content-Type Envoy refuses a QUERY before routing it (RFC 10008).
-        ("QUERY", f"{BASE}/users/u", (), 501),
+        ("QUERY", f"{BASE}/users/u", (), 405),
+        ("QUERY", f"{BASE}/users/u/offers?x=1", (), 405),
+        ("QUERY", f"{BASE}/nothing", (), 501),
         ("QUERY", f"{BASE}/nothing", typed, 501),
         ("FOO", f"{BASE}/nothing", (), 501),
         ("FOO", "/", (), 501),
@@ -185,6 +187,9 @@ def test_an_unknown_method_is_405_or_501_never_invalid_request_body(
         ), (method, path, args)
         assert reply.headers["content-type"] == "application/json"
         assert UUID.fullmatch(reply.headers["x-request-id"])
+        if status == 405:
+            allow = "GET, HEAD, OPTIONS"
+            assert reply.headers["allow"] == allow, (method, path, args)
 
 
 # --- request ids -------------------------------------------------------------------------------
