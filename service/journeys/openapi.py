@@ -27,6 +27,8 @@ from typing import Any
 from google.api import annotations_pb2, field_behavior_pb2
 from google.protobuf import descriptor_pb2
 
+from journeys.usecases import validation
+
 SERVICE = "gamifyhost.userjourneys.v1.UserJourneysService"
 DOCUMENT_PATH = "/v1/user-journeys/openapi.json"
 TITLE = "GamifyHost User Journeys API"
@@ -113,6 +115,15 @@ RAW_JSON_BODIES = {
         ".gamifyhost.userjourneys.v1.TrackEventsRequest"
     ),
 }
+#: The service's request rules (`validation.json_schemas`) by the message whose fields they
+#: govern. Every `externalId` of a path follows the rule of the ids it names.
+REQUEST_RULES = {
+    "gamifyhost.userjourneys.v1.TrackUserRequest": "user",
+    "gamifyhost.userjourneys.v1.EventInput": "event",
+    "gamifyhost.userjourneys.v1.TrackEventsRequest": "batch",
+    "gamifyhost.userjourneys.v1.GetTimelineRequest": "timeline",
+}
+_SCHEMAS = "#/components/schemas/"
 _PATH_VARIABLE = re.compile(r"\{([a-z_][a-z0-9_.]*)(?:=\*)?\}")
 
 
@@ -191,8 +202,14 @@ def _required(item: FieldProto) -> bool:
 class _Builder:
     def __init__(self, index: _Index) -> None:
         self._index = index
-        self.schemas: dict[str, Schema] = {}
+        self.schemas: dict[str, Schema] = {
+            validation.JSON_VALUE: validation.json_value_schema(_SCHEMAS)
+        }
         self._roles: dict[str, str] = {}
+        self._rules = validation.json_schemas(_SCHEMAS)
+        #: Items of raw JSON bodies are checked one by one: one that breaks a rule is rejected
+        #: alone, in the answer, not the request.
+        self._lenient_items = {shape.lstrip(".") for shape in RAW_JSON_BODIES.values()}
 
     def ref(self, full_name: str, role: str) -> Schema:
         """A reference to a message's schema, building it on first use. `role` is `request`
@@ -223,18 +240,32 @@ class _Builder:
             properties[item.json_name] = self.field(name, item, role)
             if role == "response" or _required(item):
                 required.append(item.json_name)
+            elif role == "request":
+                # proto3 JSON: `null` is "not sent".
+                properties[item.json_name] = _or_null(properties[item.json_name])
         schema["properties"] = properties
         if required:
             schema["required"] = required
         if role == "response":
             # The gateway prints exactly these keys; requests may carry unknown ones (ignored).
             schema["additionalProperties"] = False
+        elif name not in self._lenient_items:
+            # ...but for the transcoder's JSON parser an empty key is no key at all.
+            schema["propertyNames"] = {"minLength": 1}
         return schema
 
     def field(self, message_name: str, item: FieldProto, role: str) -> Schema:
         schema = self.value(item, role)
         if item.label == FieldProto.LABEL_REPEATED and not self._is_map(item):
+            if message_name in self._lenient_items:
+                schema = {
+                    "anyOf": [schema, {"type": "object"}],
+                    "description": "An object that breaks the item's rules is rejected alone: "
+                    "its result says which field and why.",
+                }
             schema = {"type": "array", "items": schema}
+        if role == "request":
+            schema = {**schema, **self._rule(message_name, item.json_name)}
         full = f"{message_name}.{item.name}"
         if role == "response" and full in NULL_WHEN_UNSET:
             schema = {"anyOf": [schema, {"type": "null"}]}
@@ -243,6 +274,12 @@ class _Builder:
             # JSON Schema 2020-12 (OpenAPI 3.1) allows keywords beside `$ref`.
             schema = {**schema, "description": description}
         return schema
+
+    def _rule(self, message_name: str, json_name: str) -> Schema:
+        rules = self._rules.get(REQUEST_RULES.get(message_name, ""), {})
+        if json_name == "externalId":
+            return rules.get(json_name, self._rules["user"][json_name])
+        return rules.get(json_name, {})
 
     def _is_map(self, item: FieldProto) -> bool:
         if item.type != FieldProto.TYPE_MESSAGE:
@@ -264,6 +301,16 @@ class _Builder:
         if well_known is not None:
             return dict(well_known)
         return self.ref(item.type_name, role)
+
+
+def _or_null(schema: Schema) -> Schema:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        widened = {**schema, "type": [kind, "null"]}
+        if "enum" in schema:
+            widened["enum"] = [*schema["enum"], None]
+        return widened
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def _fields(message: descriptor_pb2.DescriptorProto) -> dict[str, FieldProto]:

@@ -18,11 +18,24 @@ TAG_KEY_MAX = 64
 TAG_VALUE_MAX = 256
 DEVICES = ("mobile", "desktop", "tablet")
 
-_EXTERNAL_ID_CHARS = re.compile(r"[A-Za-z0-9_\-.:@+]+")
-_HAS_ALNUM = re.compile(r"[A-Za-z0-9]")
+# Character classes shared by the checks below and by `json_schemas()` (the OpenAPI document),
+# so the two can never disagree.
+_EXTERNAL_ID_CLASS = r"[A-Za-z0-9_\-.:@+]"
+_ALPHANUMERIC_CLASS = r"[A-Za-z0-9]"
+_NOT_NUL_CLASS = r"[^\u0000]"
+# What Python's `\s` means, spelled out: regex dialects disagree on `\s` (ECMAScript adds
+# U+FEFF, Rust leaves out U+001C-U+001F), and the OpenAPI document's readers use them all.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # Deliberately loose: one @, something before it, a dotted domain after it, no spaces.
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_EMAIL_PART = rf"[^@{_SPACE}\u0000]+"
+_EMAIL_PATTERN = rf"{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}"
+_EVENT_TYPE_PATTERN = r"[a-z0-9_]{1,64}"
+
+_EXTERNAL_ID_CHARS = re.compile(f"{_EXTERNAL_ID_CLASS}+")
+_HAS_ALNUM = re.compile(_ALPHANUMERIC_CLASS)
+_EMAIL = re.compile(_EMAIL_PATTERN)
 _COUNTRY = re.compile(r"[A-Z]{2}")
+_COUNTRY_ANY_CASE = "[A-Za-z]{2}"  # what a partner may send: it is upper-cased
 _MAX_LENGTHS = {"displayName": 200, "email": 254, "phone": 20, "source": 100}
 
 
@@ -143,7 +156,7 @@ MESSAGE_ID_MAX = 100
 FUTURE_TOLERANCE = timedelta(minutes=5)
 BATCH_MAX = 500
 TIMELINE_LIMIT_MAX = 100
-_EVENT_TYPE = re.compile(r"[a-z0-9_]{1,64}")
+_EVENT_TYPE = re.compile(_EVENT_TYPE_PATTERN)
 
 
 def new_event(raw: EventInput, now: datetime) -> NewEvent:
@@ -261,3 +274,101 @@ def page_and_limit(page: int | None, limit: int | None) -> tuple[int, int]:
     if not 1 <= limit <= TIMELINE_LIMIT_MAX:
         raise InvalidArgument.field("limit", f"limit must be between 1 and {TIMELINE_LIMIT_MAX}")
     return page, limit
+
+
+# --- The same rules as JSON Schema ------------------------------------------------------------
+
+Schema = dict[str, Any]
+
+#: Where `json_schemas()` refers to the schema of any JSON value a partner may store
+#: (`metadata`); the document defines it under this name.
+JSON_VALUE = "JsonValue"
+
+
+def json_schemas(reference: str) -> dict[str, dict[str, Schema]]:
+    """Every rule above as JSON Schema 2020-12 (what OpenAPI 3.1 uses), by request body and
+    JSON field name: `user` (POST /users), `event` (an event, alone or in a batch), `batch`
+    (POST /track) and `timeline` (its query). `reference` is the prefix of `$ref`s to sibling
+    schemas, such as `#/components/schemas/`.
+
+    Only what the clock decides (an `occurredAt` more than 5 minutes ahead), what the
+    serializer measures (the 16 KiB of `metadata`) and the nesting depth are left to the
+    descriptions: JSON Schema cannot say them."""
+    not_nul = _anchored(f"{_NOT_NUL_CLASS}*")
+    external = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": EXTERNAL_ID_MAX,
+        # The allowed characters, one of them a letter or a digit.
+        "pattern": _anchored(f"{_EXTERNAL_ID_CLASS}*{_ALPHANUMERIC_CLASS}{_EXTERNAL_ID_CLASS}*"),
+    }
+    metadata = {
+        "type": "object",
+        "additionalProperties": {"$ref": reference + JSON_VALUE},
+        "propertyNames": {"pattern": not_nul},
+    }
+
+    def text(field: str) -> Schema:
+        return {"type": "string", "maxLength": _MAX_LENGTHS[field], "pattern": not_nul}
+
+    return {
+        "user": {
+            "externalId": external,
+            "displayName": text("displayName"),
+            "email": {**text("email"), "pattern": _anchored(f"(?:{_EMAIL_PATTERN})?")},
+            "phone": text("phone"),
+            "country": {"type": "string", "pattern": _anchored(f"(?:{_COUNTRY_ANY_CASE})?")},
+            "device": {"type": "string", "enum": ["", *DEVICES]},
+            "source": text("source"),
+            "tags": {
+                "type": "object",
+                "maxProperties": TAGS_MAX_KEYS,
+                "propertyNames": {"minLength": 1, "maxLength": TAG_KEY_MAX, "pattern": not_nul},
+                "additionalProperties": {
+                    "type": "string",
+                    "maxLength": TAG_VALUE_MAX,
+                    "pattern": not_nul,
+                },
+            },
+            "metadata": metadata,
+        },
+        "event": {
+            "externalId": external,
+            "category": {"type": "string", "enum": list(CATEGORIES)},
+            "eventType": {"type": "string", "pattern": _anchored(_EVENT_TYPE_PATTERN)},
+            "points": {"type": "integer", "minimum": -POINTS_LIMIT, "maximum": POINTS_LIMIT},
+            "occurredAt": {
+                "type": "string",
+                "anyOf": [{"const": ""}, {"format": "date-time"}],
+            },
+            "messageId": {"type": "string", "maxLength": MESSAGE_ID_MAX, "pattern": not_nul},
+            "metadata": metadata,
+        },
+        "batch": {"events": {"type": "array", "minItems": 1, "maxItems": BATCH_MAX}},
+        "timeline": {
+            "page": {"type": "integer", "minimum": 1},
+            "limit": {"type": "integer", "minimum": 1, "maximum": TIMELINE_LIMIT_MAX},
+        },
+    }
+
+
+def json_value_schema(reference: str) -> Schema:
+    """Any JSON value the service stores: no NUL character in a string or a key."""
+    itself = {"$ref": reference + JSON_VALUE}
+    return {
+        "anyOf": [
+            {"type": "string", "pattern": _anchored(f"{_NOT_NUL_CLASS}*")},
+            {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": itself},
+            {
+                "type": "object",
+                "additionalProperties": itself,
+                "propertyNames": {"pattern": _anchored(f"{_NOT_NUL_CLASS}*")},
+            },
+        ]
+    }
+
+
+def _anchored(pattern: str) -> str:
+    """A whole-value pattern for JSON Schema, whose patterns match anywhere."""
+    return f"^{pattern}$"
