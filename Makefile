@@ -16,8 +16,9 @@ OPENAPI := gateway/build/openapi.json
 # `make dist` writes the client wheel here (staging its sources in CLIENT_BUILD).
 DIST ?= dist
 CLIENT_BUILD ?= build/client-python
+SERVER_BUILD ?= build/server
 
-.PHONY: help setup runtime generate postgres chromium run run-postgres test lint format clean dist
+.PHONY: help setup runtime generate postgres chromium run run-postgres test lint format clean dist wheel
 
 help:
 	@echo "make run    set up and serve the API (REST + gRPC on 127.0.0.1:8080, gRPC on :50051)"
@@ -26,6 +27,7 @@ help:
 	@echo "make lint   ruff, mypy --strict, buf lint"
 	@echo "make fuzz   the hardening suite with the long hypothesis profile"
 	@echo "make dist   build the Python client wheel (journeys-client) into dist/"
+	@echo "make wheel  build the server wheel (journeys) into dist/"
 	@echo "make bench  benchmarks vs same-run baselines (bench-quick: under 2 minutes)"
 	@echo "make clean  remove the virtualenv and generated code (keeps ./data)"
 
@@ -78,6 +80,19 @@ dist: $(GENERATED)
 	touch $(CLIENT_BUILD)/src/gamifyhost/py.typed
 	$(BIN)/pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(DIST) $(CLIENT_BUILD)
 	@ls $(DIST)/journeys_client-*.whl
+
+# The server as a wheel (journeys), for a normal install anywhere: its package with the
+# generated code and, as package data, the gateway's files (staged in SERVER_BUILD).
+wheel: $(GENERATED) $(OPENAPI)
+	rm -rf $(SERVER_BUILD) && mkdir -p $(SERVER_BUILD)/service/journeys/_gateway/build
+	cp pyproject.toml README.md $(SERVER_BUILD)/
+	cp -R service/journeys service/gamifyhost $(SERVER_BUILD)/service/
+	rm -f $(SERVER_BUILD)/service/gamifyhost/.generated
+	cp gateway/envoy.yaml.tmpl gateway/envelope.lua $(SERVER_BUILD)/service/journeys/_gateway/
+	cp $(DESCRIPTOR) $(OPENAPI) $(SERVER_BUILD)/service/journeys/_gateway/build/
+	find $(SERVER_BUILD) -name __pycache__ -prune -exec rm -rf {} +
+	$(BIN)/pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(DIST) $(SERVER_BUILD)
+	@ls $(DIST)/journeys-*.whl
 
 $(BUF): package.json
 	# No lock file: buf 1.75.0 lists platform packages the registry lacks, which `npm ci`

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{REPO_ROOT / 'data' / 'journeys.db'}"
+#: Run from a checkout, the data lives in it; installed from a wheel, in the current directory.
+_DATA_DIR = REPO_ROOT / "data" if (REPO_ROOT / "pyproject.toml").is_file() else Path("data")
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{_DATA_DIR / 'journeys.db'}"
 
 
 @dataclass(frozen=True)

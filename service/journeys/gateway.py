@@ -24,7 +24,15 @@ from journeys.openapi import DOCUMENT_PATH
 
 log = logging.getLogger(__name__)
 
-GATEWAY_DIR = REPO_ROOT / "gateway"
+
+def _gateway_dir() -> Path:
+    """The gateway's files: inside the package when it was installed from a wheel
+    (`make wheel` puts them there), the checkout's `gateway/` otherwise."""
+    packaged = Path(__file__).with_name("_gateway")
+    return packaged if packaged.is_dir() else REPO_ROOT / "gateway"
+
+
+GATEWAY_DIR = _gateway_dir()
 TEMPLATE = GATEWAY_DIR / "envoy.yaml.tmpl"
 LUA_FILTER = GATEWAY_DIR / "envelope.lua"
 DESCRIPTOR = GATEWAY_DIR / "build" / "user_journeys.binpb"
