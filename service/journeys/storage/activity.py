@@ -12,6 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnClause,
     ColumnElement,
     Date,
     Select,
@@ -20,9 +21,10 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    literal,
+    literal_column,
     or_,
     select,
+    true,
 )
 
 from journeys.domain import ActivityTotals, Category, UserCounters
@@ -32,9 +34,13 @@ from journeys.storage.types import UTCDateTime
 
 WINDOWS_DAYS = (7, 30)
 #: The window counters, in the order the window reads return them.
-_WINDOW_FIELDS = tuple(
-    f"{kind}_{span}d" for kind in ("plays", "points_earned") for span in WINDOWS_DAYS
-)
+_KINDS = ("plays", "points_earned")
+_WINDOW_FIELDS = tuple(f"{kind}_{span}d" for kind in _KINDS for span in WINDOWS_DAYS)
+
+# Constants written into the statement rather than bound: every bound value is processed at
+# each execution.
+_ZERO: ColumnClause[int] = literal_column("0")
+_ONE: ColumnClause[int] = literal_column("1")
 
 UserMatch = Callable[[Any], ColumnElement[bool]]
 
@@ -67,6 +73,7 @@ class _Windows:
     days (with the user's count of active days), partial days, and campaigns joined."""
 
     def __init__(self, match: UserMatch) -> None:
+        self._match = match
         days = user_daily_activity
         self.full_days = (
             select(
@@ -76,7 +83,7 @@ class _Windows:
                     func.sum(
                         case(
                             (days.c.day > bindparam(f"after_day_{span}d", type_=Date()), column),
-                            else_=0,
+                            else_=_ZERO,
                         )
                     ).label(f"{kind}_{span}d")
                     for kind, column in (
@@ -89,31 +96,37 @@ class _Windows:
             .where(TenantScope.of(days), match(days.c.user_id))
             .group_by(days.c.user_id)
         )
-        self.partial_days = (
-            select(
-                events.c.user_id,
-                *(
-                    func.sum(case((and_(_in_partial_day(span), condition), value), else_=0)).label(
-                        f"{kind}_{span}d"
-                    )
-                    for kind, condition, value in (
-                        ("plays", events.c.category == Category.GAME_PLAY.value, literal(1)),
-                        ("points_earned", events.c.points > 0, events.c.points),
-                    )
-                    for span in WINDOWS_DAYS
-                ),
-            )
-            .where(
-                TenantScope.of(events),
-                match(events.c.user_id),
-                or_(*(_in_partial_day(span) for span in WINDOWS_DAYS)),
-            )
-            .group_by(events.c.user_id)
-        )
+        self.partial_days = self.partial_days_of(WINDOWS_DAYS)
         self.campaigns = (
             select(user_campaigns.c.user_id, func.count().label("campaigns_joined"))
             .where(TenantScope.of(user_campaigns), match(user_campaigns.c.user_id))
             .group_by(user_campaigns.c.user_id)
+        )
+
+    def partial_days_of(self, spans: Sequence[int]) -> Select[Any]:
+        """The partial days of the windows of `spans`. One window's alone is a range of the
+        events' (user, time) index; several are an OR of ranges, which SQLite reads as every
+        event of the user."""
+        return (
+            select(
+                events.c.user_id,
+                *(
+                    func.sum(
+                        case((and_(_in_partial_day(span), condition), value), else_=_ZERO)
+                    ).label(f"{kind}_{span}d")
+                    for kind, condition, value in (
+                        ("plays", events.c.category == Category.GAME_PLAY.value, _ONE),
+                        ("points_earned", events.c.points > 0, events.c.points),
+                    )
+                    for span in spans
+                ),
+            )
+            .where(
+                TenantScope.of(events),
+                self._match(events.c.user_id),
+                or_(*(_in_partial_day(span) for span in spans)),
+            )
+            .group_by(events.c.user_id)
         )
 
 
@@ -122,25 +135,30 @@ def _one_user_statement() -> Select[Any]:
     user = bindparam("user_id", type_=String())
     windows = _Windows(lambda column: column == user)
     full = windows.full_days.subquery()
-    partial = windows.partial_days.subquery()
+    # A partial day per window, so each is a range of the index (see `partial_days_of`).
+    partial = {span: windows.partial_days_of([span]).subquery() for span in WINDOWS_DAYS}
     campaigns = windows.campaigns.subquery()
-    return (
-        select(
-            users.c.total_events,
-            users.c.total_plays,
-            users.c.won_plays,
-            func.coalesce(full.c.active_days, 0).label("active_days"),
-            func.coalesce(campaigns.c.campaigns_joined, 0).label("campaigns_joined"),
-            *(
-                (func.coalesce(full.c[name], 0) + func.coalesce(partial.c[name], 0)).label(name)
-                for name in _WINDOW_FIELDS
-            ),
-        )
-        .outerjoin(full, full.c.user_id == users.c.id)
-        .outerjoin(partial, partial.c.user_id == users.c.id)
-        .outerjoin(campaigns, campaigns.c.user_id == users.c.id)
-        .where(TenantScope.of(users), users.c.id == user)
+    statement = select(
+        users.c.total_events,
+        users.c.total_plays,
+        users.c.won_plays,
+        func.coalesce(full.c.active_days, _ZERO).label("active_days"),
+        func.coalesce(campaigns.c.campaigns_joined, _ZERO).label("campaigns_joined"),
+        *(
+            (
+                func.coalesce(full.c[f"{kind}_{span}d"], _ZERO)
+                + func.coalesce(partial[span].c[f"{kind}_{span}d"], _ZERO)
+            ).label(f"{kind}_{span}d")
+            for kind in _KINDS
+            for span in WINDOWS_DAYS
+        ),
     )
+    # Each read has one row at most, that of `user`: joined on nothing, so no engine builds
+    # an index of it per execution (SQLite did, measured).
+    joined: Any = users
+    for read in (full, campaigns, *partial.values()):
+        joined = joined.outerjoin(read, true())
+    return statement.select_from(joined).where(TenantScope.of(users), users.c.id == user)
 
 
 # Built once: building a statement took longer than executing it (measured), and only the
