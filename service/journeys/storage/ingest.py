@@ -171,13 +171,13 @@ class Ingestion(ScopedStore):
         stored_time = insert.processor("occurred_at")
         stored_json = insert.processor("metadata")
         created_at = stored_time(rows[0]["created_at"])
+        tenant = self._scope.values()
         await insert.execute(
             self._connection,
             [
                 (
                     row["id"],
-                    row["partner_id"],
-                    row["environment"],
+                    *tenant,
                     row["user_id"],
                     row["category"],
                     row["event_type"],

@@ -130,6 +130,7 @@ def _aggregate_statements(dialect: str) -> list[str]:
         won = "json_type(metadata, '$.won') = 'true'"
         campaign = "json_extract(metadata, '$.campaignId')"
         is_text_campaign = f"json_type(metadata, '$.campaignId') = 'text' AND {campaign} <> ''"
+    tenant = ", ".join(COLUMNS)
     tenant_events = f"FROM events WHERE {TenantScope.sql('events')}"
     play = "CASE WHEN category = 'GAME_PLAY' THEN 1 ELSE 0 END"
     return [
@@ -149,14 +150,14 @@ def _aggregate_statements(dialect: str) -> list[str]:
             ) AS agg
             WHERE {TenantScope.sql("users")} AND users.id = agg.user_id""",
         f"""INSERT INTO user_daily_activity
-                (partner_id, environment, user_id, day, events, plays, points_earned)
-            SELECT partner_id, environment, user_id, {day}, count(*), sum({play}),
+                ({tenant}, user_id, day, events, plays, points_earned)
+            SELECT {tenant}, user_id, {day}, count(*), sum({play}),
                    sum(CASE WHEN points > 0 THEN points ELSE 0 END)
             {tenant_events}
-            GROUP BY partner_id, environment, user_id, {day}
+            GROUP BY {tenant}, user_id, {day}
             -- In key order: the primary key index is appended to, not written all over.
-            ORDER BY partner_id, environment, user_id, {day}""",
-        f"""INSERT INTO user_campaigns (partner_id, environment, user_id, campaign_id)
-            SELECT DISTINCT partner_id, environment, user_id, {campaign}
+            ORDER BY {tenant}, user_id, {day}""",
+        f"""INSERT INTO user_campaigns ({tenant}, user_id, campaign_id)
+            SELECT DISTINCT {tenant}, user_id, {campaign}
             {tenant_events} AND category = 'CAMPAIGN' AND {is_text_campaign}""",
     ]
