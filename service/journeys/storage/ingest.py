@@ -29,85 +29,11 @@ from journeys.storage.schema import (
 )
 from journeys.storage.scope import ScopedStore, TenantScope
 
-# Built once: building a statement took longer than executing it (measured), and only the
-# values change between calls.
-_ADD_NEW_USERS = per_dialect(
-    lambda insert: (
-        insert(users).on_conflict_do_nothing(index_elements=USER_KEY).returning(users.c.id)
-    )
-)
-_USER_IDS = select(users.c.external_id, users.c.id).where(
-    TenantScope.of(users), users.c.external_id.in_(bindparam("external_ids", expanding=True))
-)
-_CLAIM_MESSAGE_IDS = per_dialect(
-    lambda insert: (
-        insert(message_ids)
-        .on_conflict_do_nothing(index_elements=list(message_ids.primary_key))
-        .returning(message_ids.c.event_id)
-    )
-)
-# A parameter list, not a multi-row VALUES: SQLAlchemy batches it ("insertmanyvalues").
-_INSERT_EVENTS = events.insert()
-_AT = users.c.first_seen_at.type
-_ADD_TO_PROFILES = (
-    update(users)
-    .where(TenantScope.of(users), users.c.id == bindparam("user_id"))
-    .values(
-        total_events=users.c.total_events + bindparam("events"),
-        total_plays=users.c.total_plays + bindparam("plays"),
-        won_plays=users.c.won_plays + bindparam("won"),
-        first_seen_at=case(
-            (bindparam("first", type_=_AT) < users.c.first_seen_at, bindparam("first", type_=_AT)),
-            else_=users.c.first_seen_at,
-        ),
-        last_seen_at=case(
-            (bindparam("last", type_=_AT) > users.c.last_seen_at, bindparam("last", type_=_AT)),
-            else_=users.c.last_seen_at,
-        ),
-        updated_at=bindparam("now", type_=_AT),
-    )
-)
-
-
-def _add_to_days(insert: Any) -> Any:
-    upsert = insert(user_daily_activity)
-    days = user_daily_activity.c
-    return upsert.on_conflict_do_update(
-        index_elements=list(user_daily_activity.primary_key),
-        set_={
-            "events": days.events + upsert.excluded.events,
-            "plays": days.plays + upsert.excluded.plays,
-            "points_earned": days.points_earned + upsert.excluded.points_earned,
-        },
-    )
-
-
-_ADD_TO_DAYS = per_dialect(_add_to_days)
-_ADD_CAMPAIGNS = per_dialect(lambda insert: insert(user_campaigns).on_conflict_do_nothing())
-_DROP_USERS = delete(users).where(
-    TenantScope.of(users), users.c.id.in_(bindparam("user_ids", expanding=True))
-)
-_ORIGINALS = (
-    select(events, users.c.external_id)
-    .join(
-        message_ids,
-        and_(
-            TenantScope.same_tenant(message_ids, events),
-            message_ids.c.user_id == events.c.user_id,
-            message_ids.c.occurred_at == events.c.occurred_at,
-            message_ids.c.event_id == events.c.id,
-        ),
-    )
-    .join(users, user_of(events))
-    .where(
-        TenantScope.of(message_ids),
-        TenantScope.of(events),
-        message_ids.c.message_id.in_(bindparam("message_ids", expanding=True)),
-    )
-)
-
 
 class Ingestion(ScopedStore):
+    # Each statement is built once, beside its method: building one took longer than
+    # executing it (measured), and only the values change between calls.
+
     async def record_events(self, drafts: Sequence[NewEvent], now: datetime) -> list[StoredEvent]:
         """Stores a batch set-wise: a few statements whatever its size. An event whose
         `messageId` is already stored (by this batch, an earlier one, or a concurrent one) is
@@ -156,6 +82,9 @@ class Ingestion(ScopedStore):
                 stored.append(StoredEvent(originals[draft.message_id], is_new=False))
         return stored
 
+    # A parameter list, not a multi-row VALUES: SQLAlchemy batches it ("insertmanyvalues").
+    _INSERT_EVENTS = events.insert()
+
     async def _insert_events(self, rows: list[dict[str, Any]]) -> None:
         """A batch's events in one driver call. On SQLite, SQLAlchemy's per-row parameter
         handling cost more than the inserts themselves, so rows go to sqlite3's executemany
@@ -165,7 +94,7 @@ class Ingestion(ScopedStore):
             return
         dialect = self._connection.dialect
         if dialect.name == "postgresql":
-            await self._connection.execute(_INSERT_EVENTS, rows)
+            await self._connection.execute(self._INSERT_EVENTS, rows)
             return
         insert = BulkInsert(events, EVENT_COLUMNS, dialect)
         stored_time = insert.processor("occurred_at")
@@ -191,6 +120,14 @@ class Ingestion(ScopedStore):
             ],
         )
 
+    _CLAIM_MESSAGE_IDS = per_dialect(
+        lambda insert: (
+            insert(message_ids)
+            .on_conflict_do_nothing(index_elements=list(message_ids.primary_key))
+            .returning(message_ids.c.event_id)
+        )
+    )
+
     async def _claim_message_ids(self, rows: Sequence[dict[str, Any]]) -> set[str]:
         """Records the batch's messageIds not stored before, each for its first event in the
         batch; returns the ids of the events that claimed one. The primary key decides, so
@@ -199,7 +136,7 @@ class Ingestion(ScopedStore):
         if not keyed:
             return set()
         result = await self._connection.execute(
-            _CLAIM_MESSAGE_IDS[self._connection.dialect.name],
+            self._CLAIM_MESSAGE_IDS[self._connection.dialect.name],
             [
                 {
                     **self._scope.columns(),
@@ -212,6 +149,12 @@ class Ingestion(ScopedStore):
             ],
         )
         return set(result.scalars())
+
+    _ADD_NEW_USERS = per_dialect(
+        lambda insert: (
+            insert(users).on_conflict_do_nothing(index_elements=USER_KEY).returning(users.c.id)
+        )
+    )
 
     async def _ensure_users(
         self, drafts: Sequence[NewEvent], now: datetime
@@ -236,18 +179,61 @@ class Ingestion(ScopedStore):
         created = set(
             (
                 await self._connection.execute(
-                    _ADD_NEW_USERS[self._connection.dialect.name],
+                    self._ADD_NEW_USERS[self._connection.dialect.name],
                     [new_profile(self._scope, eid, *seen[eid], now) for eid in missing],
                 )
             ).scalars()
         )
         return ids | await self._user_ids(missing), created
 
+    _USER_IDS = select(users.c.external_id, users.c.id).where(
+        TenantScope.of(users), users.c.external_id.in_(bindparam("external_ids", expanding=True))
+    )
+
     async def _user_ids(self, external_ids: list[str]) -> dict[str, str]:
         rows = await self._connection.execute(
-            _USER_IDS, self._scope.binds(external_ids=external_ids)
+            self._USER_IDS, self._scope.binds(external_ids=external_ids)
         )
         return {row.external_id: row.id for row in rows}
+
+    _AT = users.c.first_seen_at.type
+    _ADD_TO_PROFILES = (
+        update(users)
+        .where(TenantScope.of(users), users.c.id == bindparam("user_id"))
+        .values(
+            total_events=users.c.total_events + bindparam("events"),
+            total_plays=users.c.total_plays + bindparam("plays"),
+            won_plays=users.c.won_plays + bindparam("won"),
+            first_seen_at=case(
+                (
+                    bindparam("first", type_=_AT) < users.c.first_seen_at,
+                    bindparam("first", type_=_AT),
+                ),
+                else_=users.c.first_seen_at,
+            ),
+            last_seen_at=case(
+                (bindparam("last", type_=_AT) > users.c.last_seen_at, bindparam("last", type_=_AT)),
+                else_=users.c.last_seen_at,
+            ),
+            updated_at=bindparam("now", type_=_AT),
+        )
+    )
+
+    @staticmethod
+    def _upsert_days(insert: Any) -> Any:
+        upsert = insert(user_daily_activity)
+        days = user_daily_activity.c
+        return upsert.on_conflict_do_update(
+            index_elements=list(user_daily_activity.primary_key),
+            set_={
+                "events": days.events + upsert.excluded.events,
+                "plays": days.plays + upsert.excluded.plays,
+                "points_earned": days.points_earned + upsert.excluded.points_earned,
+            },
+        )
+
+    _ADD_TO_DAYS = per_dialect(_upsert_days)
+    _ADD_CAMPAIGNS = per_dialect(lambda insert: insert(user_campaigns).on_conflict_do_nothing())
 
     async def _add_to_aggregates(
         self, new: Sequence[tuple[NewEvent, dict[str, Any]]], now: datetime
@@ -264,7 +250,7 @@ class Ingestion(ScopedStore):
             if draft.campaign_id is not None:
                 campaigns.add((user_id, draft.campaign_id))
         await self._connection.execute(
-            _ADD_TO_PROFILES,
+            self._ADD_TO_PROFILES,
             [
                 {
                     **self._scope.binds(),
@@ -281,7 +267,7 @@ class Ingestion(ScopedStore):
         )
         dialect = self._connection.dialect.name
         await self._connection.execute(
-            _ADD_TO_DAYS[dialect],
+            self._ADD_TO_DAYS[dialect],
             [
                 {
                     **self._scope.columns(),
@@ -296,25 +282,48 @@ class Ingestion(ScopedStore):
         )
         if campaigns:
             await self._connection.execute(
-                _ADD_CAMPAIGNS[dialect],
+                self._ADD_CAMPAIGNS[dialect],
                 [
                     {**self._scope.columns(), "user_id": u, "campaign_id": c}
                     for u, c in sorted(campaigns)
                 ],
             )
 
+    _DROP_USERS = delete(users).where(
+        TenantScope.of(users), users.c.id.in_(bindparam("user_ids", expanding=True))
+    )
+
     async def _drop_users_without_events(self, user_ids: set[str]) -> None:
         """A batch whose only events for a new user were duplicates leaves no empty profile."""
         if user_ids:
             await self._connection.execute(
-                _DROP_USERS, self._scope.binds(user_ids=sorted(user_ids))
+                self._DROP_USERS, self._scope.binds(user_ids=sorted(user_ids))
             )
+
+    _ORIGINALS = (
+        select(events, users.c.external_id)
+        .join(
+            message_ids,
+            and_(
+                TenantScope.same_tenant(message_ids, events),
+                message_ids.c.user_id == events.c.user_id,
+                message_ids.c.occurred_at == events.c.occurred_at,
+                message_ids.c.event_id == events.c.id,
+            ),
+        )
+        .join(users, user_of(events))
+        .where(
+            TenantScope.of(message_ids),
+            TenantScope.of(events),
+            message_ids.c.message_id.in_(bindparam("message_ids", expanding=True)),
+        )
+    )
 
     async def _events_by_message_id(self, message_ids_sent: list[str]) -> dict[str, EventRecord]:
         if not message_ids_sent:
             return {}
         rows = await self._connection.execute(
-            _ORIGINALS, self._scope.binds(message_ids=sorted(set(message_ids_sent)))
+            self._ORIGINALS, self._scope.binds(message_ids=sorted(set(message_ids_sent)))
         )
         return {row.message_id: event_record(row) for row in rows}
 

@@ -18,74 +18,43 @@ from journeys.storage.schema import offers, users
 from journeys.storage.scope import COLUMNS, ScopedStore, TenantScope
 from journeys.storage.types import UTCDateTime
 
-_OFFER_COLUMNS = (
-    "id",
-    *COLUMNS,
-    "user_id",
-    "offer_type",
-    "game_type",
-    "title",
-    "description",
-    "points_value",
-    "status",
-    "expires_at",
-    "claimed_at",
-    "metadata",
-    "created_at",
-)
-_AS_OF = bindparam("as_of", type_=UTCDateTime())
-_EXPIRE = (
-    update(offers)
-    .where(TenantScope.of(offers), offers.c.status == "active", offers.c.expires_at <= _AS_OF)
-    .values(status="expired")
-)
-_HISTORIES = (
-    select(
-        offers.c.user_id,
-        offers.c.offer_type,
-        offers.c.status,
-        func.max(offers.c.created_at).label("created_at"),
-        func.max(offers.c.claimed_at).label("claimed_at"),
-        func.max(offers.c.expires_at).label("expires_at"),
-    )
-    .where(TenantScope.of(offers), offers.c.user_id.in_(bindparam("user_ids", expanding=True)))
-    .group_by(offers.c.user_id, offers.c.offer_type, offers.c.status)
-)
 _OF_USER = select(offers, users.c.external_id).join(users, user_of(offers))
-# A read on a request's path, built once: building it took longer than executing it.
-_ACTIVE = (
-    _OF_USER.where(
-        TenantScope.of(offers),
-        offers.c.user_id == bindparam("user_id"),
-        offers.c.status == "active",
-        offers.c.expires_at > bindparam("now", type_=UTCDateTime()),
-    )
-).order_by(offers.c.created_at, offers.c.id)
-_FOR_UPDATE = _OF_USER.where(
-    TenantScope.of(offers),
-    offers.c.id == bindparam("offer_id"),
-    offers.c.user_id == bindparam("user_id"),
-).with_for_update(of=offers)
-_CLAIM = (
-    update(offers)
-    .where(
-        TenantScope.of(offers), offers.c.id == bindparam("offer_id"), offers.c.status == "active"
-    )
-    .values(status="claimed", claimed_at=bindparam("now", type_=UTCDateTime()))
-)
 
 
 class Offers(ScopedStore):
+    _EXPIRE = (
+        update(offers)
+        .where(
+            TenantScope.of(offers),
+            offers.c.status == "active",
+            offers.c.expires_at <= bindparam("as_of", type_=UTCDateTime()),
+        )
+        .values(status="expired")
+    )
+
     async def expire_offers(self, as_of: datetime) -> int:
-        result = await self._connection.execute(_EXPIRE, self._scope.binds(as_of=as_of))
+        result = await self._connection.execute(self._EXPIRE, self._scope.binds(as_of=as_of))
         return int(result.rowcount)
+
+    _HISTORIES = (
+        select(
+            offers.c.user_id,
+            offers.c.offer_type,
+            offers.c.status,
+            func.max(offers.c.created_at).label("created_at"),
+            func.max(offers.c.claimed_at).label("claimed_at"),
+            func.max(offers.c.expires_at).label("expires_at"),
+        )
+        .where(TenantScope.of(offers), offers.c.user_id.in_(bindparam("user_ids", expanding=True)))
+        .group_by(offers.c.user_id, offers.c.offer_type, offers.c.status)
+    )
 
     async def offer_histories(self, user_ids: Sequence[str]) -> dict[str, OfferHistory]:
         active: dict[str, set[str]] = defaultdict(set)
         ended: dict[str, dict[str, datetime]] = defaultdict(dict)
         created: dict[str, dict[str, datetime]] = defaultdict(dict)
         rows = await self._connection.execute(
-            _HISTORIES, self._scope.binds(user_ids=list(user_ids))
+            self._HISTORIES, self._scope.binds(user_ids=list(user_ids))
         )
         for row in rows:
             # max() over a column loses the UTC type decoration on some engines.
@@ -107,10 +76,26 @@ class Offers(ScopedStore):
             for user_id in user_ids
         }
 
+    _OFFER_COLUMNS = (
+        "id",
+        *COLUMNS,
+        "user_id",
+        "offer_type",
+        "game_type",
+        "title",
+        "description",
+        "points_value",
+        "status",
+        "expires_at",
+        "claimed_at",
+        "metadata",
+        "created_at",
+    )
+
     async def add_offers(self, planned: Sequence[NewOffer], as_of: datetime) -> None:
         if not planned:
             return
-        insert = BulkInsert(offers, _OFFER_COLUMNS, self._connection.dialect)
+        insert = BulkInsert(offers, self._OFFER_COLUMNS, self._connection.dialect)
         stored_time = insert.processor("expires_at")
         stored_json = insert.processor("metadata")
         created_at = stored_time(as_of)
@@ -137,25 +122,53 @@ class Offers(ScopedStore):
             ],
         )
 
+    _FOR_UPDATE = _OF_USER.where(
+        TenantScope.of(offers),
+        offers.c.id == bindparam("offer_id"),
+        offers.c.user_id == bindparam("user_id"),
+    ).with_for_update(of=offers)
+
     async def offer_for_update(self, user_id: str, offer_id: str) -> OfferRecord | None:
         """The offer, row-locked until the transaction ends (PostgreSQL; SQLite's write
         transaction already excludes other writers)."""
         row = (
             await self._connection.execute(
-                _FOR_UPDATE, self._scope.binds(offer_id=offer_id, user_id=user_id)
+                self._FOR_UPDATE, self._scope.binds(offer_id=offer_id, user_id=user_id)
             )
         ).first()
         return None if row is None else offer_record(row)
 
+    _CLAIM = (
+        update(offers)
+        .where(
+            TenantScope.of(offers),
+            offers.c.id == bindparam("offer_id"),
+            offers.c.status == "active",
+        )
+        .values(status="claimed", claimed_at=bindparam("now", type_=UTCDateTime()))
+    )
+
     async def mark_claimed(self, offer_id: str, now: datetime) -> bool:
         """Claims an active offer; False if it was not active any more (a concurrent claim)."""
         result = await self._connection.execute(
-            _CLAIM, self._scope.binds(offer_id=offer_id, now=now)
+            self._CLAIM, self._scope.binds(offer_id=offer_id, now=now)
         )
         return bool(result.rowcount == 1)
 
+    # A read on a request's path, built once: building it took longer than executing it.
+    _ACTIVE = (
+        _OF_USER.where(
+            TenantScope.of(offers),
+            offers.c.user_id == bindparam("user_id"),
+            offers.c.status == "active",
+            offers.c.expires_at > bindparam("now", type_=UTCDateTime()),
+        )
+    ).order_by(offers.c.created_at, offers.c.id)
+
     async def active_offers(self, user_id: str, now: datetime) -> list[OfferRecord]:
-        rows = await self._connection.execute(_ACTIVE, self._scope.binds(user_id=user_id, now=now))
+        rows = await self._connection.execute(
+            self._ACTIVE, self._scope.binds(user_id=user_id, now=now)
+        )
         return [offer_record(row) for row in rows]
 
 

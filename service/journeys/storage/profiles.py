@@ -46,37 +46,10 @@ def new_profile(
     }
 
 
-# The reads on a request's path are built once: building one took longer than executing it
-# (measured), and only the values change between calls.
-_USER_BY_EXTERNAL_ID = select(users).where(
-    TenantScope.of(users), users.c.external_id == bindparam("external_id", type_=String())
-)
-_TIMELINE = (
-    select(events, users.c.external_id)
-    .join(users, user_of(events))
-    .where(TenantScope.of(events), events.c.user_id == bindparam("user_id"))
-    .order_by(events.c.occurred_at.desc(), events.c.seq.desc())
-    .limit(bindparam("limit", type_=Integer()))
-    .offset(bindparam("offset", type_=Integer()))
-)
-_USERS_AFTER = (
-    select(
-        users.c.id,
-        users.c.external_id,
-        users.c.first_seen_at,
-        users.c.last_seen_at,
-        users.c.segment_stage.label("stored_stage"),
-        users.c.total_events,
-        users.c.total_plays,
-        users.c.won_plays,
-    )
-    .where(TenantScope.of(users), users.c.external_id > bindparam("after", type_=String()))
-    .order_by(users.c.external_id)
-    .limit(bindparam("limit", type_=Integer()))
-)
-
-
 class Profiles(ScopedStore):
+    # The reads on a request's path are built once, each beside its method: building one
+    # took longer than executing it (measured), and only the values change between calls.
+
     async def upsert_user(self, changes: UserChanges, now: datetime) -> None:
         """Creates the profile or updates exactly the fields that were sent, in one statement,
         so two concurrent first writes of one user cannot both insert."""
@@ -106,28 +79,57 @@ class Profiles(ScopedStore):
         )
         await self._connection.execute(statement)
 
+    _USER_BY_EXTERNAL_ID = select(users).where(
+        TenantScope.of(users), users.c.external_id == bindparam("external_id", type_=String())
+    )
+
     async def get_user(self, external_id: str) -> UserRecord | None:
         if "\x00" in external_id:  # stored ids never hold one; PostgreSQL text cannot hold one
             return None
         row = (
             await self._connection.execute(
-                _USER_BY_EXTERNAL_ID, self._scope.binds(external_id=external_id)
+                self._USER_BY_EXTERNAL_ID, self._scope.binds(external_id=external_id)
             )
         ).first()
         return None if row is None else user_record(row)
 
+    _TIMELINE = (
+        select(events, users.c.external_id)
+        .join(users, user_of(events))
+        .where(TenantScope.of(events), events.c.user_id == bindparam("user_id"))
+        .order_by(events.c.occurred_at.desc(), events.c.seq.desc())
+        .limit(bindparam("limit", type_=Integer()))
+        .offset(bindparam("offset", type_=Integer()))
+    )
+
     async def timeline(self, user_id: str, page: int, limit: int) -> list[EventRecord]:
         rows = await self._connection.execute(
-            _TIMELINE,
+            self._TIMELINE,
             self._scope.binds(user_id=user_id, limit=limit, offset=(page - 1) * limit),
         )
         return [event_record(row) for row in rows]
+
+    _USERS_AFTER = (
+        select(
+            users.c.id,
+            users.c.external_id,
+            users.c.first_seen_at,
+            users.c.last_seen_at,
+            users.c.segment_stage.label("stored_stage"),
+            users.c.total_events,
+            users.c.total_plays,
+            users.c.won_plays,
+        )
+        .where(TenantScope.of(users), users.c.external_id > bindparam("after", type_=String()))
+        .order_by(users.c.external_id)
+        .limit(bindparam("limit", type_=Integer()))
+    )
 
     async def users_after(self, after_external_id: str, limit: int) -> list[UserCounters]:
         """The next chunk of users in external id order: keyset paging along the tenant's
         unique index, so every chunk costs the same however far the scan has got."""
         rows = await self._connection.execute(
-            _USERS_AFTER, self._scope.binds(after=after_external_id, limit=limit)
+            self._USERS_AFTER, self._scope.binds(after=after_external_id, limit=limit)
         )
         # Columns in the dataclass's field order: positional is several times cheaper.
         return [UserCounters(*row) for row in rows]
