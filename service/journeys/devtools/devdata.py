@@ -5,8 +5,8 @@ so every segment and offer rule has work to do. Events go through the same inges
 as the API's, so the database looks exactly as if partners had sent them.
 
 `bulk=True` (`--bulk`) is the fast path for benchmark populations: the same generated events
-are inserted with executemany, then the profile counters, `user_daily_activity` and
-`user_campaigns` are built from them by a few set-based statements. It produces the same
+are loaded in bulk, then the profile counters, `user_daily_activity` and `user_campaigns` are
+built from them by a few set-based statements (storage/seeding.py). It produces the same
 profiles as the API path (tests/test_devdata.py proves it) at many times its speed.
 """
 
@@ -20,17 +20,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text
-
 from journeys.domain import Category, Environment, NewEvent, Tenant, utc_now
-from journeys.storage.bulk import BulkInsert
 from journeys.storage.database import Database
-from journeys.storage.schema import EVENT_COLUMNS, events, users
+from journeys.storage.seeding import BulkSeeding, Row
 
 BATCH = 2000
 #: Rows per executemany (and per transaction) of the bulk path.
 BULK_BATCH = 20_000
-BULK_CACHE_KIB = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -158,69 +154,27 @@ async def _seed_bulk(
     now: datetime,
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    scope = {"partner_id": tenant.partner_id, "environment": tenant.environment.value}
-    # The engine's own transactions: seeding is the database's only writer.
-    async with database.engine.begin() as connection:
-        existing = await connection.scalar(
-            select(func.count())
-            .select_from(users)
-            .where(users.c.partner_id == tenant.partner_id)
-            .where(users.c.environment == tenant.environment.value)
-        )
+    seeding = BulkSeeding(database.engine, tenant, now)
+    existing = await seeding.count_users()
     if existing:
         raise TenantNotEmpty(
             f"the bulk path seeds only an empty tenant; this one has {existing} users"
         )
     total = sum(count for _, count in planned)
-    dialect = database.engine.dialect
-    user_insert = BulkInsert(users, _USER_COLUMNS, dialect)
-    event_insert = BulkInsert(events, EVENT_COLUMNS, dialect)
-    stored_time = event_insert.processor("occurred_at")
-    to_json = event_insert.processor("metadata")
-    # Generated metadata takes a few dozen distinct values: each is serialised once.
-    json_of: dict[tuple[tuple[str, object], ...], object] = {}
-
-    def stored_json(metadata: dict[str, object]) -> object:
-        key = tuple(metadata.items())
-        found = json_of.get(key)
-        if found is None:
-            found = json_of[key] = to_json(metadata)
-        return found
-
-    stored_now = stored_time(now)
-    # Placeholders for the profile times: the set-based statements below set the real ones.
-    user_constants = (
-        *(tenant.partner_id, tenant.environment.value),
-        *[""] * 6,
-        *[user_insert.processor("tags")({})] * 2,
-        *[stored_now] * 4,
-    )
-    event_scope = (tenant.partner_id, tenant.environment.value)
+    user_row, event_row = seeding.user_row, seeding.event_row
     ids = _SequentialIds()
-    user_rows: list[tuple[object, ...]] = []
-    event_rows: list[tuple[object, ...]] = []
+    user_rows: list[Row] = []
+    event_rows: list[Row] = []
     written = 0
     # PostgreSQL loads a batch in its own process while the next one is generated here (the
     # loop yields every few users so the COPY's replies get read). aiosqlite's thread needs the
     # GIL for every row it binds, so on SQLite generating and inserting take turns.
-    overlap = dialect.name == "postgresql"
+    overlap = database.dialect == "postgresql"
     writing: asyncio.Task[None] | None = None
 
-    async def write(
-        user_batch: list[tuple[object, ...]], event_batch: list[tuple[object, ...]]
-    ) -> None:
+    async def write(user_batch: list[Row], event_batch: list[Row]) -> None:
         nonlocal written
-        async with database.engine.begin() as connection:
-            if dialect.name == "sqlite":  # the indexes outgrow SQLite's 2 MB default cache
-                await connection.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-            # Profiles first: events reference them (a user's events share its batch).
-            await user_insert.execute(connection, user_batch)
-            if dialect.name == "postgresql" and not written:
-                # Planned on an empty `users`, the reference checks of every event and per-day
-                # row would pick the (partner, environment, external id) index and walk the
-                # whole tenant for each row.
-                await connection.exec_driver_sql("ANALYZE users")
-            await event_insert.execute(connection, event_batch)
+        await seeding.write(user_batch, event_batch)
         written += len(event_batch)
         if progress is not None:
             progress(written, total)
@@ -238,22 +192,9 @@ async def _seed_bulk(
     for n, (archetype, count) in enumerate(planned):
         external_id = f"{archetype.name}-{n}"
         user_id = ids.next()
-        user_rows.append((user_id, external_id, *user_constants))
+        user_rows.append(user_row(user_id, external_id))
         for event in _events(external_id, archetype, count, now, rng):
-            event_rows.append(
-                (
-                    ids.next(),
-                    *event_scope,
-                    user_id,
-                    event.category.value,
-                    event.event_type,
-                    event.points,
-                    stored_time(event.occurred_at),
-                    None,
-                    stored_json(event.metadata),
-                    stored_now,
-                )
-            )
+            event_rows.append(event_row(ids.next(), user_id, event))
         if len(event_rows) >= BULK_BATCH:
             await flush()
         elif overlap and n % 64 == 0:
@@ -261,81 +202,7 @@ async def _seed_bulk(
     await flush()
     if writing is not None:
         await writing
-    async with database.engine.begin() as connection:
-        for statement in _aggregate_statements(database.dialect):
-            await connection.execute(text(statement), scope)
-        if database.dialect == "postgresql":
-            # What autovacuum does soon after a bulk load anyway, so the service's first
-            # queries are planned on the loaded tables. SQLite keeps no statistics unless
-            # asked (the service never runs ANALYZE there).
-            await connection.exec_driver_sql("ANALYZE")
-
-
-def _aggregate_statements(dialect: str) -> list[str]:
-    """Profile counters, per-day rows and joined campaigns of the tenant's events, set-wise;
-    the same rules as `TenantStore.record_events` (see `NewEvent.is_won_play`, `campaign_id`).
-    """
-    if dialect == "postgresql":
-        day = "(occurred_at AT TIME ZONE 'UTC')::date"
-        won = "jsonb_typeof(metadata -> 'won') = 'boolean' AND (metadata ->> 'won') = 'true'"
-        campaign = "metadata ->> 'campaignId'"
-        is_text_campaign = f"jsonb_typeof(metadata -> 'campaignId') = 'string' AND {campaign} <> ''"
-    else:
-        day = "date(occurred_at)"
-        won = "json_type(metadata, '$.won') = 'true'"
-        campaign = "json_extract(metadata, '$.campaignId')"
-        is_text_campaign = f"json_type(metadata, '$.campaignId') = 'text' AND {campaign} <> ''"
-    tenant_events = "FROM events WHERE partner_id = :partner_id AND environment = :environment"
-    play = "CASE WHEN category = 'GAME_PLAY' THEN 1 ELSE 0 END"
-    return [
-        f"""UPDATE users SET
-                total_events = agg.total_events,
-                total_plays = agg.total_plays,
-                won_plays = agg.won_plays,
-                first_seen_at = agg.first_seen_at,
-                last_seen_at = agg.last_seen_at
-            FROM (
-                SELECT user_id, count(*) AS total_events, sum({play}) AS total_plays,
-                       sum(CASE WHEN category = 'GAME_PLAY' AND {won} THEN 1 ELSE 0 END)
-                           AS won_plays,
-                       min(occurred_at) AS first_seen_at, max(occurred_at) AS last_seen_at
-                {tenant_events}
-                GROUP BY user_id
-            ) AS agg
-            WHERE users.partner_id = :partner_id AND users.environment = :environment
-              AND users.id = agg.user_id""",
-        f"""INSERT INTO user_daily_activity
-                (partner_id, environment, user_id, day, events, plays, points_earned)
-            SELECT partner_id, environment, user_id, {day}, count(*), sum({play}),
-                   sum(CASE WHEN points > 0 THEN points ELSE 0 END)
-            {tenant_events}
-            GROUP BY partner_id, environment, user_id, {day}
-            -- In key order: the primary key index is appended to, not written all over.
-            ORDER BY partner_id, environment, user_id, {day}""",
-        f"""INSERT INTO user_campaigns (partner_id, environment, user_id, campaign_id)
-            SELECT DISTINCT partner_id, environment, user_id, {campaign}
-            {tenant_events} AND category = 'CAMPAIGN' AND {is_text_campaign}""",
-    ]
-
-
-_USER_COLUMNS = (
-    "id",
-    "external_id",
-    "partner_id",
-    "environment",
-    "display_name",
-    "email",
-    "phone",
-    "country",
-    "device",
-    "source",
-    "tags",
-    "metadata",
-    "first_seen_at",
-    "last_seen_at",
-    "created_at",
-    "updated_at",
-)
+    await seeding.build_aggregates()
 
 
 class _SequentialIds:

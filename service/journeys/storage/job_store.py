@@ -9,8 +9,8 @@ from sqlalchemy import delete, func, select, update
 
 from journeys.domain import Environment, Tenant
 from journeys.storage.connection import StoreConnection
+from journeys.storage.dialect import insert_for
 from journeys.storage.schema import analytics_runs, job_leases, users
-from journeys.storage.tenant_store import _insert_for
 
 
 class JobStore:
@@ -35,7 +35,7 @@ class JobStore:
             delete(job_leases).where(job_leases.c.name == name, job_leases.c.expires_at <= now)
         )
         await self._connection.execute(
-            _insert_for(self._connection)(job_leases)
+            insert_for(self._connection)(job_leases)
             .values(name=name, holder=holder, expires_at=until)
             .on_conflict_do_nothing(index_elements=[job_leases.c.name])
         )

@@ -1,0 +1,180 @@
+"""Offers: those the analytics job plans and expires, and the claims of users."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, func, select, update
+
+from journeys.domain import NewOffer, OfferRecord
+from journeys.rules import OfferHistory
+from journeys.storage.bulk import BulkInsert
+from journeys.storage.profiles import user_of
+from journeys.storage.rows import offer_record
+from journeys.storage.schema import offers, users
+from journeys.storage.scope import COLUMNS, ScopedStore, TenantScope
+from journeys.storage.types import UTCDateTime
+
+_OF_USER = select(offers, users.c.external_id).join(users, user_of(offers))
+
+
+class Offers(ScopedStore):
+    _EXPIRE = (
+        update(offers)
+        .where(
+            TenantScope.of(offers),
+            offers.c.status == "active",
+            offers.c.expires_at <= bindparam("as_of", type_=UTCDateTime()),
+        )
+        .values(status="expired")
+    )
+
+    async def expire_offers(self, as_of: datetime) -> int:
+        result = await self._connection.execute(self._EXPIRE, self._scope.binds(as_of=as_of))
+        return int(result.rowcount)
+
+    _HISTORIES = (
+        select(
+            offers.c.user_id,
+            offers.c.offer_type,
+            offers.c.status,
+            func.max(offers.c.created_at).label("created_at"),
+            func.max(offers.c.claimed_at).label("claimed_at"),
+            func.max(offers.c.expires_at).label("expires_at"),
+        )
+        .where(TenantScope.of(offers), offers.c.user_id.in_(bindparam("user_ids", expanding=True)))
+        .group_by(offers.c.user_id, offers.c.offer_type, offers.c.status)
+    )
+
+    async def offer_histories(self, user_ids: Sequence[str]) -> dict[str, OfferHistory]:
+        active: dict[str, set[str]] = defaultdict(set)
+        ended: dict[str, dict[str, datetime]] = defaultdict(dict)
+        created: dict[str, dict[str, datetime]] = defaultdict(dict)
+        rows = await self._connection.execute(
+            self._HISTORIES, self._scope.binds(user_ids=list(user_ids))
+        )
+        for row in rows:
+            # max() over a column loses the UTC type decoration on some engines.
+            made = _utc(row.created_at)
+            kind = row.offer_type
+            if row.status == "active":
+                active[row.user_id].add(kind)
+            end = _utc(row.claimed_at) if row.status == "claimed" else _utc(row.expires_at)
+            if row.status != "active" and end is not None:
+                previous = ended[row.user_id].get(kind)
+                ended[row.user_id][kind] = end if previous is None else max(previous, end)
+            if made is not None:
+                previous = created[row.user_id].get(kind)
+                created[row.user_id][kind] = made if previous is None else max(previous, made)
+        return {
+            user_id: OfferHistory(
+                frozenset(active[user_id]), dict(ended[user_id]), dict(created[user_id])
+            )
+            for user_id in user_ids
+        }
+
+    _OFFER_COLUMNS = (
+        "id",
+        *COLUMNS,
+        "user_id",
+        "offer_type",
+        "game_type",
+        "title",
+        "description",
+        "points_value",
+        "status",
+        "expires_at",
+        "claimed_at",
+        "metadata",
+        "created_at",
+    )
+
+    async def add_offers(self, planned: Sequence[NewOffer], as_of: datetime) -> None:
+        if not planned:
+            return
+        insert = BulkInsert(offers, self._OFFER_COLUMNS, self._connection.dialect)
+        stored_time = insert.processor("expires_at")
+        stored_json = insert.processor("metadata")
+        created_at = stored_time(as_of)
+        tenant = self._scope.values()
+        await insert.execute(
+            self._connection,
+            [
+                (
+                    str(uuid.uuid4()),
+                    *tenant,
+                    offer.user_id,
+                    offer.offer_type,
+                    offer.game_type,
+                    offer.title,
+                    offer.description,
+                    offer.points_value,
+                    "active",
+                    stored_time(offer.expires_at),
+                    None,
+                    stored_json(offer.metadata),
+                    created_at,
+                )
+                for offer in planned
+            ],
+        )
+
+    _FOR_UPDATE = _OF_USER.where(
+        TenantScope.of(offers),
+        offers.c.id == bindparam("offer_id"),
+        offers.c.user_id == bindparam("user_id"),
+    ).with_for_update(of=offers)
+
+    async def offer_for_update(self, user_id: str, offer_id: str) -> OfferRecord | None:
+        """The offer, row-locked until the transaction ends (PostgreSQL; SQLite's write
+        transaction already excludes other writers)."""
+        row = (
+            await self._connection.execute(
+                self._FOR_UPDATE, self._scope.binds(offer_id=offer_id, user_id=user_id)
+            )
+        ).first()
+        return None if row is None else offer_record(row)
+
+    _CLAIM = (
+        update(offers)
+        .where(
+            TenantScope.of(offers),
+            offers.c.id == bindparam("offer_id"),
+            offers.c.status == "active",
+        )
+        .values(status="claimed", claimed_at=bindparam("now", type_=UTCDateTime()))
+    )
+
+    async def mark_claimed(self, offer_id: str, now: datetime) -> bool:
+        """Claims an active offer; False if it was not active any more (a concurrent claim)."""
+        result = await self._connection.execute(
+            self._CLAIM, self._scope.binds(offer_id=offer_id, now=now)
+        )
+        return bool(result.rowcount == 1)
+
+    # A read on a request's path, built once: building it took longer than executing it.
+    _ACTIVE = (
+        _OF_USER.where(
+            TenantScope.of(offers),
+            offers.c.user_id == bindparam("user_id"),
+            offers.c.status == "active",
+            offers.c.expires_at > bindparam("now", type_=UTCDateTime()),
+        )
+    ).order_by(offers.c.created_at, offers.c.id)
+
+    async def active_offers(self, user_id: str, now: datetime) -> list[OfferRecord]:
+        rows = await self._connection.execute(
+            self._ACTIVE, self._scope.binds(user_id=user_id, now=now)
+        )
+        return [offer_record(row) for row in rows]
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite returns max() of a DATETIME column as text
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
