@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from journeys.app import READY_LINE
 from journeys.domain import Environment, utc_now
 from journeys.storage.database import Database
 from journeys.usecases.auth import create_key
@@ -24,7 +25,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 BIN = Path(sys.executable).parent
-READY_LINE = "journeys is ready"
 
 
 def free_port() -> int:

@@ -18,11 +18,12 @@ import pytest
 from gamifyhost.userjourneys.v1 import event_pb2
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
+from journeys.app import READY_LINE
 from journeys.config import Settings
 from journeys.observability import JsonFormatter, TextFormatter
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.stack import READY_LINE, Stack, free_port, migrate, running_stack
+from scripts.stack import Stack, free_port, migrate, running_stack
 from tests.api.rest import headers, success
 
 BASE = "/v1/user-journeys"

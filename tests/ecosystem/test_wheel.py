@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import httpx
+from journeys.app import READY_LINE
 
-from scripts.stack import READY_LINE, free_port
+from scripts.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = re.compile(r"pk_test_[0-9a-f]{32}")

@@ -1,17 +1,19 @@
 """The offer catalogue: the shipped default (catalogue.toml) merged with a partner's
-per-environment override, both plain data."""
+per-environment override, both plain data; and the operators' one write, the override."""
 
 from __future__ import annotations
 
 import functools
 import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from journeys.domain import Environment, Tenant
 from journeys.errors import InvalidArgument
 from journeys.rules import CatalogueEntry
+from journeys.storage.database import Database
 
 DEFAULT_FILE = Path(__file__).with_name("catalogue.toml")
 
@@ -94,3 +96,23 @@ def _entry(offer_type: str, fields: Mapping[str, Any]) -> CatalogueEntry:
         enabled=bool(fields["enabled"]),
         metadata=dict(fields["metadata"]),
     )
+
+
+async def override(
+    database: Database,
+    partner: str,
+    environment: Environment,
+    now: datetime,
+    replacement: Mapping[str, Any] | None = None,
+) -> list[CatalogueEntry] | None:
+    """A partner's effective catalogue after replacing its override, when `replacement` is
+    given (checked first; `{}` resets it to the default); None for an unknown partner."""
+    clean = None if replacement is None else check_override(replacement)
+    async with database.transaction(write=clean is not None) as tx:
+        partner_id = await tx.keys.partner_id(partner)
+        if partner_id is None:
+            return None
+        store = tx.tenant(Tenant(partner_id, environment))
+        if clean is not None:
+            await store.set_catalogue_override(clean, now)
+        return entries(await store.catalogue_override())

@@ -1,0 +1,144 @@
+"""The composition root of `journeys serve`: builds the process's parts from the settings and
+runs them until SIGINT or SIGTERM, then stops them in the reverse of their start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from journeys.config import Settings
+from journeys.domain import Environment, utc_now
+from journeys.gateway import Gateway
+from journeys.observability import MetricsServer
+from journeys.storage.database import Database
+from journeys.transport.ratelimit import RateLimiter
+from journeys.transport.server import GrpcServer
+from journeys.usecases import Journeys, keys
+from journeys.usecases.analytics import AnalyticsJob, run_on_schedule
+
+log = logging.getLogger("journeys")
+READY_LINE = "journeys is ready"
+
+
+async def serve(settings: Settings, *, gateway: bool = True, demo_key: bool = False) -> int:
+    """Serves until asked to stop; 1 when Envoy exited on its own, else 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with contextlib.AsyncExitStack() as parts:
+        database = Database(settings.database_url)
+        parts.push_async_callback(database.dispose)
+        if demo_key:
+            await _print_demo_key(database)
+        # Envoy is forked before gRPC starts its threads (gRPC warns about forks after that);
+        # its drain is the last thing registered, so it runs first: REST calls it already
+        # received still reach the server.
+        envoy = await parts.enter_async_context(_envoy(settings, stop)) if gateway else None
+        if settings.metrics_port > 0:
+            metrics = MetricsServer(settings.metrics_port)
+            parts.callback(metrics.stop)
+            log.info("serving Prometheus metrics on http://%s/metrics", metrics.address)
+        for table in await database.keep_partitions_ready(utc_now().date()):
+            log.info("created events partition %s", table)
+        limiter = (
+            RateLimiter(settings.rate_limit, settings.rate_burst)
+            if settings.rate_limit > 0
+            else None
+        )
+        server = GrpcServer(Journeys(database), settings.host, settings.grpc_port, limiter)
+        await server.start()
+        grace = _Grace(settings.shutdown_grace_seconds)
+        parts.push_async_callback(lambda: server.stop(grace.left))
+        if settings.analytics_interval > 0:
+            schedule = asyncio.create_task(
+                run_on_schedule(AnalyticsJob(database), settings.analytics_interval)
+            )
+            parts.push_async_callback(_cancel, schedule)
+        if envoy is not None:
+            parts.push_async_callback(grace.spend_on, envoy)
+        log.info(
+            "serving gRPC on %s%s",
+            server.address,
+            f", REST and gRPC via Envoy on {settings.host}:{settings.http_port}" if envoy else "",
+        )
+        print(READY_LINE, flush=True)
+        await stop.wait()
+        log.info("shutting down: draining in-flight calls")
+        if envoy is not None and envoy.exited is not None:
+            log.error("envoy exited unexpectedly with status %s", envoy.exited)
+            return 1
+    return 0
+
+
+class _Grace:
+    """The shutdown grace, shared: what Envoy's drain leaves is the server's."""
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+    async def spend_on(self, envoy: _RunningEnvoy) -> None:
+        self.left = await envoy.gateway.drain(self.left)
+
+
+class _RunningEnvoy:
+    def __init__(self, gateway: Gateway, exit_code: asyncio.Future[int]) -> None:
+        self.gateway = gateway
+        self._exit_code = exit_code
+
+    @property
+    def exited(self) -> int | None:
+        return self._exit_code.result() if self._exit_code.done() else None
+
+
+@contextlib.asynccontextmanager
+async def _envoy(
+    settings: Settings, stop: asyncio.Event, upstreams: list[tuple[str, int]] | None = None
+) -> AsyncIterator[_RunningEnvoy]:
+    gateway = Gateway(settings, upstreams or [(settings.host, settings.grpc_port)])
+    await gateway.start()
+    exit_code = asyncio.ensure_future(gateway.wait_exit())
+    exit_code.add_done_callback(lambda _: stop.set())
+    try:
+        yield _RunningEnvoy(gateway, exit_code)
+    finally:
+        await gateway.stop()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _print_demo_key(database: Database) -> None:
+    key = await keys.create_first(database, "demo", Environment.TEST, utc_now())
+    if key is None:
+        return
+    print(
+        "\nA TEST key for partner 'demo' (shown only once):\n\n"
+        f"    {key}\n\n"
+        "More keys: .venv/bin/journeys keys create --partner NAME --environment test|live\n",
+        flush=True,
+    )
+
+
+async def serve_gateway(settings: Settings, upstreams: list[tuple[str, int]]) -> int:
+    """Envoy alone, in front of `serve --no-gateway` replicas; 1 when it exited on its own."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with _envoy(settings, stop, upstreams) as envoy:
+        listed = ", ".join(f"{host}:{port}" for host, port in upstreams)
+        log.info("Envoy on %s:%s in front of %s", settings.host, settings.http_port, listed)
+        print(READY_LINE, flush=True)
+        await stop.wait()
+        if envoy.exited is not None:
+            log.error("envoy exited unexpectedly with status %s", envoy.exited)
+            return 1
+        await envoy.gateway.drain(settings.shutdown_grace_seconds)
+    return 0
