@@ -66,8 +66,8 @@ $(GENERATED): $(PROTOS) $(VENV)/.installed
 # The OpenAPI document of the REST surface, generated from the descriptor set's google.api.http
 # annotations and comments (never committed, like the code above). Envoy serves it, as is and
 # without a key, at /v1/user-journeys/openapi.json.
-$(OPENAPI): $(GENERATED) service/journeys/openapi.py
-	$(BIN)/python -m journeys.openapi $(DESCRIPTOR) $@
+$(OPENAPI): $(GENERATED) $(wildcard service/journeys/gateway/*.py) service/journeys/usecases/validation.py
+	$(BIN)/python -m journeys.gateway.openapi $(DESCRIPTOR) $@
 
 # The Python client as a wheel (clients/python): the generated messages, stubs and type stubs,
 # nothing of the server.

@@ -13,8 +13,7 @@ import httpx
 import pytest
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from google.api import annotations_pb2
-from journeys import openapi
-from journeys.gateway import DESCRIPTOR
+from journeys.gateway import DESCRIPTOR, openapi
 from journeys.gateway import OPENAPI_DOCUMENT as DOCUMENT
 from openapi_spec_validator import validate
 

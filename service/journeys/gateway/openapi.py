@@ -1,0 +1,304 @@
+"""The OpenAPI 3.1 document of the REST surface, generated from the protos.
+
+    python -m journeys.gateway.openapi gateway/build/user_journeys.binpb gateway/build/openapi.json
+
+`make` runs this on the descriptor set it builds for Envoy (with source info, so the protos'
+comments become descriptions). Every operation comes from a `google.api.http` annotation of
+`UserJourneysService`; every schema from a message, with the JSON names, types and presence of
+the transcoder's JSON printing (`always_print_primitive_fields`, camelCase). What the protos do
+not say is the gateway's: the documented envelopes written by `gateway/envelope.lua`, the
+`X-API-Key` header, the error statuses, and the `null` that envelope.lua prints for an unset
+`claimedAt`. The document itself is served by Envoy, without a key, at
+`/v1/user-journeys/openapi.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
+
+from journeys.gateway.schemas import (
+    HTTP_BODY,
+    RAW_JSON_BODIES,
+    SERVICE,
+    Builder,
+    FieldProto,
+    Index,
+    Schema,
+    fields_of,
+    first_paragraph,
+    is_required,
+    prose,
+)
+
+DOCUMENT_PATH = "/v1/user-journeys/openapi.json"
+TITLE = "GamifyHost User Journeys API"
+
+#: The error statuses every operation can answer, as the gateway writes them.
+ERRORS: dict[str, tuple[str, str]] = {
+    "400": (
+        "BadRequest",
+        "`Invalid request body` (malformed JSON or a wrong JSON type), `Invalid request body: "
+        "<field> <rule>` (validation; nothing is written), `Offer is no longer active`, "
+        "`Offer has expired`.",
+    ),
+    "401": ("Unauthorized", "`Missing X-API-Key header` or `Invalid API key`."),
+    "403": ("Forbidden", "`API key has been revoked`."),
+    "404": (
+        "NotFound",
+        "`User not found`, `Offer not found`; `Not found` for an unknown path or method.",
+    ),
+    "413": ("PayloadTooLarge", "`Request body too large` (bodies over 1 MiB)."),
+    "429": ("TooManyRequests", "`Rate limit exceeded`; `Retry-After` says when to retry."),
+    "500": (
+        "InternalServerError",
+        "`Failed to track user` (POST /users) or `Internal server error`; the cause is logged "
+        "with the request id, never returned.",
+    ),
+    "503": ("ServiceUnavailable", "`Service unavailable` (the server is down or stopping)."),
+}
+
+
+_PATH_VARIABLE = re.compile(r"\{([a-z_][a-z0-9_.]*)(?:=\*)?\}")
+
+
+def _operation(
+    builder: Builder, index: Index, method: descriptor_pb2.MethodDescriptorProto
+) -> tuple[str, str, Schema]:
+    rule = method.options.Extensions[annotations_pb2.http]
+    verb = rule.WhichOneof("pattern")
+    if verb is None or verb == "custom":
+        raise ValueError(f"{method.name}: no supported google.api.http pattern")
+    if rule.response_body or rule.additional_bindings:
+        raise ValueError(f"{method.name}: response_body / additional_bindings are not supported")
+    template: str = getattr(rule, verb)
+    request = index.messages[method.input_type]
+    fields = fields_of(request)
+    request_name = method.input_type.lstrip(".")
+
+    parameters: list[Schema] = []
+    bound: set[str] = set()
+
+    def path_parameter(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in fields:
+            raise ValueError(f"{method.name}: path variable {name} is no field of the request")
+        item = fields[name]
+        bound.add(name)
+        parameters.append(
+            {
+                "name": item.json_name,
+                "in": "path",
+                "required": True,
+                "schema": builder.field(request_name, item, "request"),
+            }
+        )
+        return "{" + item.json_name + "}"
+
+    path = _PATH_VARIABLE.sub(path_parameter, template)
+    operation: Schema = {"operationId": method.name, "tags": ["UserJourneys"]}
+    summary = first_paragraph(index.method_comments.get(method.name, ""))
+    if summary:
+        operation["summary"] = summary
+
+    if rule.body == "*":
+        if bound:
+            unbound = [item for name, item in fields.items() if name not in bound]
+            body: Schema = {
+                "type": "object",
+                "properties": {
+                    item.json_name: builder.field(request_name, item, "request") for item in unbound
+                },
+            }
+        else:
+            body = builder.ref(method.input_type, "request")
+    elif rule.body:
+        item = fields[rule.body]
+        raw_shape = RAW_JSON_BODIES.get(request_name)
+        body = (
+            builder.ref(raw_shape, "request")
+            if item.type_name == HTTP_BODY and raw_shape is not None
+            else builder.value(item, "request")
+        )
+        bound.add(rule.body)
+    else:
+        body = {}
+    if rule.body != "*":
+        for name, item in fields.items():
+            if name in bound:
+                continue
+            if item.type == FieldProto.TYPE_MESSAGE:
+                raise ValueError(f"{method.name}: message field {name} as a query parameter")
+            parameter: Schema = {
+                "name": item.json_name,
+                "in": "query",
+                "required": is_required(item),
+                "schema": builder.field(request_name, item, "request"),
+            }
+            parameters.append(parameter)
+    for parameter in parameters:
+        description = parameter["schema"].pop("description", None)
+        if description:
+            parameter["description"] = description
+    if parameters:
+        operation["parameters"] = parameters
+    if body:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+
+    data = builder.ref(method.output_type, "response")
+    responses: Schema = {
+        "200": {
+            "description": "Success: the documented envelope, `data` holding the result.",
+            "content": {"application/json": {"schema": _success(data)}},
+        }
+    }
+    for status, (name, _) in ERRORS.items():
+        responses[status] = {"$ref": f"#/components/responses/{name}"}
+    operation["responses"] = responses
+    return path, verb, operation
+
+
+def _success(data: Schema) -> Schema:
+    return {
+        "type": "object",
+        "properties": {"status": {"const": "success"}, "data": data},
+        "required": ["status", "data"],
+        "additionalProperties": False,
+    }
+
+
+def _error_responses() -> Schema:
+    responses: Schema = {}
+    for status, (name, description) in ERRORS.items():
+        response: Schema = {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        if status == "429":
+            response["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before the next request.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
+        responses[name] = response
+    return responses
+
+
+ERROR_SCHEMA: Schema = {
+    "type": "object",
+    "description": "The documented error envelope.",
+    "properties": {
+        "message": {"type": "string", "examples": ["Invalid request body: externalId is required"]},
+        "code": {"type": "integer", "description": "The HTTP status, repeated."},
+        "status": {"const": "error"},
+    },
+    "required": ["message", "code", "status"],
+    "additionalProperties": False,
+}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("journeys")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "0.0.0"
+
+
+def generate(descriptor_set: bytes) -> dict[str, Any]:
+    """The OpenAPI document for a serialized FileDescriptorSet (with `--include_imports`;
+    `--include_source_info` adds descriptions)."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set).file
+    index = Index.of(files)
+    if index.service is None:
+        raise ValueError(f"the descriptor set has no {SERVICE}")
+    builder = Builder(index)
+    paths: dict[str, Schema] = {}
+    for method in index.service.method:
+        if not method.options.HasExtension(annotations_pb2.http):
+            continue  # a gRPC-only call (TrackEvents: REST reaches TrackEventsJson instead)
+        path, verb, operation = _operation(builder, index, method)
+        if verb in paths.setdefault(path, {}):
+            raise ValueError(f"two operations for {verb.upper()} {path}")
+        paths[path][verb] = operation
+    paths[DOCUMENT_PATH] = {
+        "get": {
+            "operationId": "GetOpenApiDocument",
+            "tags": ["UserJourneys"],
+            "summary": "This document (no key needed).",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "The OpenAPI document, as is (no envelope).",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    }
+    description = prose(index.service_comment)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": TITLE,
+            "version": _version(),
+            "description": (
+                f"{description}\n\n"
+                'Every answer is a JSON envelope: `{"status":"success","data":{…}}` or '
+                '`{"message":"…","code":<HTTP status>,"status":"error"}`. Generated from the '
+                "protos' google.api.http annotations (package gamifyhost.userjourneys.v1)."
+            ),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "servers": [{"url": "/", "description": "the gateway that serves this document"}],
+        "security": [{"ApiKey": []}],
+        "tags": [{"name": "UserJourneys", "description": first_paragraph(index.service_comment)}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "ApiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": (
+                        "The partner's public key: `pk_live_…` (LIVE) or `pk_test_…` (TEST) "
+                        "followed by 32 lowercase hex characters."
+                    ),
+                }
+            },
+            "schemas": {**dict(sorted(builder.schemas.items())), "Error": ERROR_SCHEMA},
+            "responses": _error_responses(),
+        },
+    }
+
+
+def render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m journeys.gateway.openapi", description=__doc__)
+    parser.add_argument("descriptor_set", type=Path, help="FileDescriptorSet (protoc output)")
+    parser.add_argument("output", type=Path, help="where to write the JSON document")
+    args = parser.parse_args(argv)
+    text = render(generate(args.descriptor_set.read_bytes()))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.output.with_suffix(".tmp")
+    temporary.write_text(text)
+    temporary.replace(args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
