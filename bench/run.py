@@ -44,8 +44,6 @@ import asyncpg  # type: ignore[import-untyped]
 import grpc
 from gamifyhost.userjourneys.v1 import event_pb2
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
-from journeys.config import Settings
-from journeys.gateway import envoy_binary, render_config
 from journeys.storage.bulk import bind_processor
 from journeys.storage.schema import EVENT_COLUMNS, events
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -55,7 +53,16 @@ from bench import h2load
 from bench.noop_server import READY_LINE as NOOP_READY
 from bench.report import Row, write_report
 from scripts.pgcluster import Cluster, bindir
-from scripts.stack import BIN, Stack, free_port, migrate, new_key, running_stack, sql
+from scripts.stack import (
+    BIN,
+    Stack,
+    free_port,
+    migrate,
+    new_key,
+    running_stack,
+    sql,
+    start_journeys,
+)
 from scripts.throwaway_cluster import throwaway_cluster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -464,7 +471,7 @@ def _unary(
     canned["TrackEvents"] = ""
     canned_file = scratch / "canned.json"
     canned_file.write_text(json.dumps(canned))
-    noop = cleanup.enter_context(_noop_stack(canned_file, scratch))
+    noop = cleanup.enter_context(_noop_stack(canned_file))
     for call in calls:
         response = _grpc_call(noop.grpc_target, "pk_test_" + "0" * 32, call)
         expected_frame[("noop", call.name)] = 5 + len(response)
@@ -625,7 +632,7 @@ def _http(base_url: str, key: str, call: Call) -> tuple[int, bytes]:
 @dataclass
 class NoopStack:
     process: subprocess.Popen[str]
-    envoy: subprocess.Popen[bytes]
+    gateway: subprocess.Popen[str]
     grpc_port: int
     http_port: int
 
@@ -638,13 +645,13 @@ class NoopStack:
         return f"http://127.0.0.1:{self.http_port}"
 
     def watch(self) -> dict[str, int]:
-        return {"server": self.process.pid, "envoy": self.envoy.pid}
+        return {"server": self.process.pid, "envoy": _only_child(self.gateway.pid)}
 
 
 @contextlib.contextmanager
-def _noop_stack(canned: Path, scratch: Path) -> Iterator[NoopStack]:
-    """The no-op grpc.aio server, and an Envoy rendered from the service's own template in
-    front of it."""
+def _noop_stack(canned: Path) -> Iterator[NoopStack]:
+    """The no-op grpc.aio server, and the service's own gateway (`journeys gateway`) in front
+    of it."""
     grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.noop_server", f"--port={grpc_port}", f"--canned={canned}"],
@@ -658,28 +665,17 @@ def _noop_stack(canned: Path, scratch: Path) -> Iterator[NoopStack]:
     if NOOP_READY not in line:
         process.kill()
         raise RuntimeError(f"the no-op server did not start: {line}{process.stdout.read()}")
-    settings = Settings(http_port=http_port, admin_port=admin_port)
-    config = scratch / "noop-envoy.yaml"
-    config.write_text(render_config(settings, [("127.0.0.1", grpc_port)]))
-    envoy = subprocess.Popen(
-        [
-            envoy_binary(),
-            "--config-path",
-            str(config),
-            "--use-dynamic-base-id",
-            "--concurrency",
-            str(settings.envoy_concurrency),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {
+        **os.environ,
+        "JOURNEYS_HTTP_PORT": str(http_port),
+        "JOURNEYS_ADMIN_PORT": str(admin_port),
+        "JOURNEYS_LOG_FORMAT": "text",
+    }
+    gateway = start_journeys(["gateway", f"--upstream=127.0.0.1:{grpc_port}"], env)
     try:
-        _wait_ready(f"http://127.0.0.1:{admin_port}/ready", envoy)
-        yield NoopStack(process, envoy, grpc_port, http_port)
+        yield NoopStack(process, gateway, grpc_port, http_port)
     finally:
-        for child in (envoy, process):
+        for child in (gateway, process):
             child.send_signal(signal.SIGTERM)
             try:
                 child.wait(timeout=10)
@@ -688,19 +684,12 @@ def _noop_stack(canned: Path, scratch: Path) -> Iterator[NoopStack]:
                 child.wait()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"envoy exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("envoy did not become ready")
+def _only_child(pid: int) -> int:
+    """The one child process of `pid` (Envoy, under `journeys gateway`)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    if len(children) != 1:
+        raise RuntimeError(f"expected one child of {pid}, found {children}")
+    return int(children[0])
 
 
 def _watch_stack(engine: Engine) -> dict[str, int]:
