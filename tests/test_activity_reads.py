@@ -58,7 +58,7 @@ async def test_counters_of_a_long_history_match_a_brute_force_count(database_url
         store = tx.tenant(Tenant(partner, Environment.TEST))
         user = await store.get_user("heavy")
         assert user is not None
-        totals = await store.activity_totals(user.id, now)
+        totals = await store.activity(user, now)
     await database.dispose()
 
     def within(draft: NewEvent, days: int) -> bool:

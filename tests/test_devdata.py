@@ -69,8 +69,7 @@ async def _snapshot(database: Database, tenant: Tenant) -> dict[str, Any]:
             )
         )
         totals = {
-            external_id: await store.activity_totals(row.id, AS_OF)
-            for external_id, row in profiles.items()
+            external_id: await store.activity(row, AS_OF) for external_id, row in profiles.items()
         }
     return {
         "profiles": {

@@ -38,7 +38,7 @@ async def test_0005_keeps_the_data_of_a_populated_0004_database(database_url: st
             user = await store.get_user("alice")
             assert user is not None
             assert (user.id, user.total_events) == (USER, 2)
-            totals = await store.activity_totals(USER, now)
+            totals = await store.activity(user, now)
             timeline = await store.timeline(USER, page=1, limit=10)
             offers = await store.active_offers(USER, now)
             journey = await store.journey(USER)

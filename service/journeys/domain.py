@@ -150,21 +150,6 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
-class ActivityTotals:
-    """What a profile read needs from storage, as of one instant."""
-
-    total_events: int = 0
-    total_plays: int = 0
-    won_plays: int = 0
-    plays_7d: int = 0
-    plays_30d: int = 0
-    points_earned_7d: int = 0
-    points_earned_30d: int = 0
-    campaigns_joined: int = 0
-    active_days: int = 0
-
-
-@dataclass(frozen=True)
 class UserCounters:
     """A user as the analytics job scans it: timestamps, counters, last stored stage."""
 
@@ -216,24 +201,6 @@ def utc_now() -> datetime:
 
 
 @dataclass(frozen=True)
-class ProfileMetrics:
-    """Activity counters and segments of a profile, as of one instant."""
-
-    lifecycle_stage: str = "new"
-    engagement_tier: str = "casual"
-    engagement_score: float = 0.0
-    churn_risk_score: int = 0
-    total_plays: int = 0
-    plays_7d: int = 0
-    plays_30d: int = 0
-    points_earned_7d: int = 0
-    points_earned_30d: int = 0
-    campaigns_joined: int = 0
-    win_rate: float = 0.0
-    total_events: int = 0
-
-
-@dataclass(frozen=True)
 class RecommendationView:
     priority: int
     name: str
@@ -245,13 +212,3 @@ class StageTransitionView:
     from_stage: str
     to_stage: str
     at: datetime
-
-
-@dataclass(frozen=True)
-class UserView:
-    """A profile as a client sees it: stored fields, live metrics and, on reads, advice."""
-
-    record: UserRecord
-    metrics: ProfileMetrics
-    recommendations: tuple[RecommendationView, ...] = ()
-    journey: tuple[StageTransitionView, ...] = ()

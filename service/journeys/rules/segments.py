@@ -113,7 +113,9 @@ class EngagementTier(StrEnum):
 
 @dataclass(frozen=True)
 class Activity:
-    """What one user did, summarised as of one instant."""
+    """What one user did, summarised as of one instant: the one summary that storage reads,
+    the rules take and a profile shows (a new metric is a field here, its query, its proto
+    field and its converter line)."""
 
     first_seen_at: datetime | None
     last_seen_at: datetime | None
@@ -125,6 +127,7 @@ class Activity:
     points_earned_30d: int
     campaigns_joined: int
     active_days: int
+    won_plays: int = 0
 
 
 @dataclass(frozen=True)

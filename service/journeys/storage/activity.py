@@ -27,7 +27,8 @@ from sqlalchemy import (
     true,
 )
 
-from journeys.domain import ActivityTotals, Category, UserCounters
+from journeys.domain import Category, UserCounters, UserRecord
+from journeys.rules import Activity
 from journeys.storage.schema import events, user_campaigns, user_daily_activity, users
 from journeys.storage.scope import ScopedStore, TenantScope
 from journeys.storage.types import UTCDateTime
@@ -167,21 +168,25 @@ _ONE_USER = _one_user_statement()
 _CHUNK = _Windows(lambda column: column.in_(bindparam("ids", expanding=True)))
 
 
-class Activity(ScopedStore):
-    async def activity_totals(self, user_id: str, as_of: datetime) -> ActivityTotals:
-        """Counters of one user as of an instant, in one round trip whatever their history."""
+class ActivityReads(ScopedStore):
+    async def activity(self, user: UserRecord, as_of: datetime) -> Activity:
+        """One user's activity as of an instant, in one round trip whatever their history."""
         row = (
             await self._connection.execute(
-                _ONE_USER, self._scope.binds(user_id=user_id, **_bounds(as_of))
+                _ONE_USER, self._scope.binds(user_id=user.id, **_bounds(as_of))
             )
         ).one()
-        return ActivityTotals(**{name: int(value) for name, value in row._mapping.items()})
+        return Activity(
+            first_seen_at=user.first_seen_at,
+            last_seen_at=user.last_seen_at,
+            **{name: int(value) for name, value in row._mapping.items()},
+        )
 
-    async def activity_totals_many(
+    async def activity_many(
         self, counters: Sequence[UserCounters], as_of: datetime
-    ) -> dict[str, ActivityTotals]:
-        """`activity_totals` for a chunk of users, set-wise: three grouped queries, whose
-        all-time counters come with the chunk."""
+    ) -> dict[str, Activity]:
+        """`activity` for a chunk of users, set-wise: three grouped queries, whose all-time
+        counters and seen-times come with the chunk."""
         values = self._scope.binds(ids=[user.id for user in counters], **_bounds(as_of))
         windows: dict[str, list[int]] = {}
         active_days: dict[str, int] = {}
@@ -198,7 +203,9 @@ class Activity(ScopedStore):
         }
         none = [0] * len(_WINDOW_FIELDS)
         return {
-            user.id: ActivityTotals(
+            user.id: Activity(
+                first_seen_at=user.first_seen_at,
+                last_seen_at=user.last_seen_at,
                 total_events=user.total_events,
                 total_plays=user.total_plays,
                 won_plays=user.won_plays,

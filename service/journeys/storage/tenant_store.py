@@ -4,7 +4,7 @@ one store per concern, and `TenantStore` the one the use cases hold."""
 from __future__ import annotations
 
 from journeys.domain import Tenant
-from journeys.storage.activity import Activity
+from journeys.storage.activity import ActivityReads
 from journeys.storage.catalogue import Catalogue
 from journeys.storage.connection import StoreConnection
 from journeys.storage.ingest import Ingestion
@@ -14,6 +14,6 @@ from journeys.storage.scope import TenantScope
 from journeys.storage.segments import Segments
 
 
-class TenantStore(Profiles, Ingestion, Activity, Segments, Offers, Catalogue):
+class TenantStore(Profiles, Ingestion, ActivityReads, Segments, Offers, Catalogue):
     def __init__(self, connection: StoreConnection, tenant: Tenant) -> None:
         super().__init__(connection, TenantScope(tenant))

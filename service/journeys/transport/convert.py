@@ -16,9 +16,9 @@ from journeys.domain import (
     JsonObject,
     OfferRecord,
     UserChanges,
-    UserView,
 )
 from journeys.errors import InvalidArgument
+from journeys.usecases.profiles import UserView
 
 _OptionalField = Literal["display_name", "email", "phone", "country", "device", "source"]
 
@@ -47,7 +47,7 @@ def fill_profile(
     message: user_pb2.User | user_journeys_service_pb2.GetUserResponse, view: UserView
 ) -> None:
     """Fills the profile fields that `User` and the flat `GetUserResponse` share."""
-    record, metrics = view.record, view.metrics
+    record, activity, segments = view.record, view.activity, view.segments
     message.id = record.id
     message.partner_id = record.partner_id
     message.external_id = record.external_id
@@ -60,20 +60,28 @@ def fill_profile(
     message.source = record.source
     message.first_seen_at.CopyFrom(timestamp(record.first_seen_at))
     message.last_seen_at.CopyFrom(timestamp(record.last_seen_at))
-    message.lifecycle_stage = metrics.lifecycle_stage
-    message.engagement_tier = metrics.engagement_tier
-    message.engagement_score = metrics.engagement_score
-    message.churn_risk_score = metrics.churn_risk_score
-    message.total_plays = metrics.total_plays
-    message.plays_7d = metrics.plays_7d
-    message.plays_30d = metrics.plays_30d
-    message.points_earned_7d = metrics.points_earned_7d
-    message.points_earned_30d = metrics.points_earned_30d
-    message.campaigns_joined = metrics.campaigns_joined
-    message.win_rate = metrics.win_rate
-    message.total_events = metrics.total_events
+    message.lifecycle_stage = segments.stage.value
+    message.engagement_tier = segments.tier.value
+    message.engagement_score = segments.engagement_score
+    message.churn_risk_score = segments.churn_risk_score
+    message.total_plays = _int32(activity.total_plays)
+    message.plays_7d = _int32(activity.plays_7d)
+    message.plays_30d = _int32(activity.plays_30d)
+    message.points_earned_7d = _int32(activity.points_earned_7d)
+    message.points_earned_30d = _int32(activity.points_earned_30d)
+    message.campaigns_joined = _int32(activity.campaigns_joined)
+    message.win_rate = view.win_rate
+    message.total_events = _int32(activity.total_events)
     message.tags.update(record.tags)
     set_struct(message.metadata, record.metadata)
+
+
+#: Counters are int32 on the wire; a sum beyond that saturates instead of wrapping.
+INT32_MAX = 2**31 - 1
+
+
+def _int32(value: int) -> int:
+    return min(value, INT32_MAX)
 
 
 def user(view: UserView) -> user_pb2.User:

@@ -17,7 +17,7 @@ from journeys import observability, rules
 from journeys.domain import ComputedSegments, NewOffer, Tenant, utc_now
 from journeys.rules import LifecycleStage, OfferHistory
 from journeys.storage.database import Database
-from journeys.usecases import catalogue, profiles
+from journeys.usecases import catalogue
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class AnalyticsJob:
                 chunk = await store.users_after(after, self._chunk_size)
                 if not chunk:
                     return
-                totals = await store.activity_totals_many(chunk, as_of)
+                activities = await store.activity_many(chunk, as_of)
                 # A profile no run has classified yet holds no offers: only this job creates
                 # them, in the transaction that classifies the profile. A first run after a
                 # bulk load thus reads no offers at all.
@@ -150,9 +150,7 @@ class AnalyticsJob:
                 transitions: list[tuple[str, str, str]] = []
                 planned: list[NewOffer] = []
                 for user in chunk:
-                    activity = profiles.activity(
-                        user.first_seen_at, user.last_seen_at, totals[user.id]
-                    )
+                    activity = activities[user.id]
                     segments = rules.classify(activity, as_of)
                     computed.append(
                         ComputedSegments(

@@ -17,7 +17,6 @@ from journeys.domain import (
     StoredEvent,
     UserChanges,
     UserRecord,
-    UserView,
     utc_now,
 )
 from journeys.errors import (
@@ -31,6 +30,7 @@ from journeys.storage.database import Database
 from journeys.storage.tenant_store import TenantStore
 from journeys.usecases import catalogue, profiles, validation
 from journeys.usecases.auth import authenticate
+from journeys.usecases.profiles import UserView
 
 Clock = Callable[[], datetime]
 
@@ -72,17 +72,17 @@ class Journeys:
             store = tx.tenant(tenant)
             await store.upsert_user(changes, now)
             record = await _existing(store, changes.external_id)
-            totals = await store.activity_totals(record.id, now)
-        return profiles.view(record, totals, now)
+            activity = await store.activity(record, now)
+        return profiles.view(record, activity, now)
 
     async def get_user(self, api_key: str | None, external_id: str) -> UserView:
         now = self._clock()
         async with self._db.transaction(write=False) as tx:
             store = tx.tenant(await authenticate(tx.keys, api_key))
             record = await _existing(store, external_id)
-            totals = await store.activity_totals(record.id, now)
+            activity = await store.activity(record, now)
             journey = tuple(await store.journey(record.id))
-        return profiles.view(record, totals, now, advise=True, journey=journey)
+        return profiles.view(record, activity, now, advise=True, journey=journey)
 
     async def get_offers(self, api_key: str | None, external_id: str) -> list[OfferRecord]:
         now = self._clock()
