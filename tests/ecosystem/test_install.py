@@ -1,5 +1,6 @@
-"""A normal install: the server wheel (`make wheel`) in a fresh virtualenv outside the
-checkout serves the API through its own Envoy, reading nothing from the repository."""
+"""Installing journeys: `make run` needs only Python and make, and the server wheel
+(`make wheel`) in a fresh virtualenv outside the checkout serves the API through its own Envoy,
+reading nothing from the repository."""
 
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ def _run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+def test_make_run_needs_only_python_and_make() -> None:
+    """Every command `make run` would run on a new machine (all targets out of date): no npm,
+    no system packages, no PostgreSQL."""
+    commands = _run("make", "--no-print-directory", "--dry-run", "--always-make", "run", cwd=ROOT)
+
+    assert "journeys serve" in commands
+    for tool in ("npm", "apt-get", "buf", "pgcluster", "initdb", "chromium", "sudo"):
+        assert tool not in commands, (tool, commands)
 
 
 def test_the_wheel_installed_in_a_fresh_venv_serves_the_api(tmp_path: Path) -> None:
