@@ -19,7 +19,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +30,8 @@ import grpc
 import prometheus_client
 from prometheus_client import Counter, Histogram
 
-REQUEST_ID_METADATA = "x-request-id"
+from journeys.transport import metadata
+
 ACCESS_LOGGER = "journeys.access"
 LOG_FORMATS = ("json", "text")
 #: Calls logged at DEBUG only: Envoy health-checks every replica every few seconds.
@@ -141,8 +142,8 @@ class RequestObserver(grpc.aio.ServerInterceptor):
             return handler
         full_method: str = handler_call_details.method
         service, _, method = full_method.lstrip("/").rpartition("/")
-        request_id = _metadata_value(
-            handler_call_details.invocation_metadata, REQUEST_ID_METADATA
+        request_id = metadata.value(
+            handler_call_details.invocation_metadata, metadata.REQUEST_ID
         ) or (f"local-{uuid.uuid4()}")
         behavior: Callable[..., Any] = handler.unary_unary
         level = logging.DEBUG if service in QUIET_SERVICES else logging.INFO
@@ -202,13 +203,6 @@ def _code(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
                 return status.name
     # No code set: a normal return is OK; an exception that set none is UNKNOWN to the client.
     return "UNKNOWN" if failed else "OK"
-
-
-def _metadata_value(metadata: Sequence[tuple[str, str | bytes]] | None, key: str) -> str | None:
-    for name, value in metadata or ():
-        if name == key:
-            return value.decode(errors="replace") if isinstance(value, bytes) else value
-    return None
 
 
 # --- The metrics endpoint ---------------------------------------------------------------------

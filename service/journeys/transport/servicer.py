@@ -14,18 +14,17 @@ from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError
+from grpc_status import rpc_status
 
 from journeys import observability
 from journeys.domain import EventInput, JsonObject
 from journeys.errors import InvalidArgument, JourneysError, RateLimited
-from journeys.transport import convert, status
+from journeys.transport import convert, metadata, status
 from journeys.transport.ratelimit import RateLimiter, retry_after_seconds
 from journeys.usecases import Journeys
 
 log = logging.getLogger(__name__)
 
-API_KEY_METADATA = "x-api-key"
-REQUEST_ID_METADATA = "x-request-id"
 GENERIC_FAILURE = "Internal server error"
 
 Request = TypeVar("Request")
@@ -93,7 +92,7 @@ def _rpc(
                     raise InvalidArgument
                 return await handler(self, request, context)
             except JourneysError as error:
-                code, rich = status.for_error(error)
+                rich = status.for_error(error)
                 if isinstance(error, RateLimited):
                     # Envoy passes it on as the HTTP Retry-After header.
                     trailers.append(("retry-after", str(error.retry_after_seconds)))
@@ -103,14 +102,12 @@ def _rpc(
                     handler.__name__,
                     _request_id(context),
                 )
-                code, rich = status.internal(failure_message)
+                rich = status.internal(failure_message)
+            packed = rpc_status.to_status(rich)
             await context.abort(
-                code,
-                rich.message,
-                trailing_metadata=(
-                    *trailers,
-                    (status.STATUS_DETAILS_KEY, rich.SerializeToString()),
-                ),
+                packed.code,
+                packed.details,
+                trailing_metadata=(*trailers, *packed.trailing_metadata),
             )
             raise AssertionError("context.abort() always raises")
 
@@ -119,18 +116,11 @@ def _rpc(
     return decorate
 
 
-def _metadata(context: grpc.aio.ServicerContext[Request, Response], key: str) -> str | None:
-    for name, value in context.invocation_metadata() or ():
-        if name == key:
-            return value.decode(errors="replace") if isinstance(value, bytes) else value
-    return None
-
-
 def _request_id(context: grpc.aio.ServicerContext[Request, Response]) -> str:
     # The interceptor's id, so this line and the call's log line carry the same one.
     return (
         observability.current_request_id()
-        or _metadata(context, REQUEST_ID_METADATA)
+        or metadata.of(context, metadata.REQUEST_ID)
         or f"local-{uuid.uuid4()}"
     )
 
@@ -145,7 +135,7 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         guessing keys costs tokens too)."""
         if self._limiter is None:
             return
-        wait = self._limiter.acquire(_metadata(context, API_KEY_METADATA) or "")
+        wait = self._limiter.acquire(metadata.of(context, metadata.API_KEY) or "")
         if wait > 0:
             raise RateLimited(retry_after_seconds(wait))
 
@@ -156,7 +146,7 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         context: grpc.aio.ServicerContext[pb.TrackUserRequest, user_pb2.User],
     ) -> user_pb2.User:
         view = await self._journeys.track_user(
-            _metadata(context, API_KEY_METADATA), convert.user_changes(request)
+            metadata.of(context, metadata.API_KEY), convert.user_changes(request)
         )
         return convert.user(view)
 
@@ -167,7 +157,7 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetUserRequest, pb.GetUserResponse],
     ) -> pb.GetUserResponse:
         view = await self._journeys.get_user(
-            _metadata(context, API_KEY_METADATA), request.external_id
+            metadata.of(context, metadata.API_KEY), request.external_id
         )
         return convert.user_detail(view)
 
@@ -178,7 +168,7 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetOffersRequest, pb.GetOffersResponse],
     ) -> pb.GetOffersResponse:
         offers = await self._journeys.get_offers(
-            _metadata(context, API_KEY_METADATA), request.external_id
+            metadata.of(context, metadata.API_KEY), request.external_id
         )
         return pb.GetOffersResponse(offers=[convert.offer(offer) for offer in offers])
 
@@ -190,7 +180,7 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
     ) -> pb.TrackEventResponse:
         try:
             stored = await self._journeys.track_event(
-                _metadata(context, API_KEY_METADATA), convert.event_input(request.event)
+                metadata.of(context, metadata.API_KEY), convert.event_input(request.event)
             )
         except InvalidArgument as error:
             # The event's fields sit under `event` in this call's request message.
@@ -221,7 +211,7 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         context: grpc.aio.ServicerContext[Any, pb.TrackEventsResponse],
         items: Sequence[EventInput | JsonObject],
     ) -> pb.TrackEventsResponse:
-        outcome = await self._journeys.track_events(_metadata(context, API_KEY_METADATA), items)
+        outcome = await self._journeys.track_events(metadata.of(context, metadata.API_KEY), items)
         observability.events_tracked(
             accepted=outcome.count("accepted"),
             duplicates=outcome.count("duplicate"),
@@ -249,7 +239,7 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetTimelineRequest, pb.GetTimelineResponse],
     ) -> pb.GetTimelineResponse:
         timeline = await self._journeys.get_timeline(
-            _metadata(context, API_KEY_METADATA),
+            metadata.of(context, metadata.API_KEY),
             request.external_id,
             request.page if request.HasField("page") else None,
             request.limit if request.HasField("limit") else None,
@@ -268,6 +258,6 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         context: grpc.aio.ServicerContext[pb.ClaimOfferRequest, pb.ClaimOfferResponse],
     ) -> pb.ClaimOfferResponse:
         offer = await self._journeys.claim_offer(
-            _metadata(context, API_KEY_METADATA), request.external_id, request.offer_id
+            metadata.of(context, metadata.API_KEY), request.external_id, request.offer_id
         )
         return pb.ClaimOfferResponse(offer=convert.offer(offer))

@@ -23,8 +23,6 @@ _CODES: tuple[tuple[type[errors.JourneysError], grpc.StatusCode], ...] = (
     (errors.RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
-
 
 def status_code(error: errors.JourneysError) -> grpc.StatusCode:
     for kind, code in _CODES:
@@ -56,12 +54,10 @@ def rich_status(
     return status_pb2.Status(code=code.value[0], message=message, details=packed)
 
 
-def for_error(error: errors.JourneysError) -> tuple[grpc.StatusCode, status_pb2.Status]:
-    code = status_code(error)
+def for_error(error: errors.JourneysError) -> status_pb2.Status:
     violation = error.violation if isinstance(error, errors.InvalidArgument) else None
-    return code, rich_status(code, error.message, error.reason, violation)
+    return rich_status(status_code(error), error.message, error.reason, violation)
 
 
-def internal(message: str) -> tuple[grpc.StatusCode, status_pb2.Status]:
-    code = grpc.StatusCode.INTERNAL
-    return code, rich_status(code, message, "INTERNAL", None)
+def internal(message: str) -> status_pb2.Status:
+    return rich_status(grpc.StatusCode.INTERNAL, message, "INTERNAL", None)
