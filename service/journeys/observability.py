@@ -4,7 +4,8 @@
   `JOURNEYS_METRICS_PORT` (default 9464; 0 turns the endpoint off): gRPC requests and their
   latency by method and status code, events ingested / duplicates / rejected, analytics runs
   and the offers they generate.
-- One log line per unary gRPC call (`journeys.access`): request id (the `x-request-id` Envoy
+- One log line per unary gRPC call (`journeys.access`, written by the transport's request
+  interceptor): request id (the `x-request-id` Envoy
   sets, or a `local-…` id for direct gRPC calls), method, status code, latency in ms and the
   partner id once the key is known. The key itself is never read here, so it cannot be logged.
 - Log lines as JSON objects (default for `journeys serve`) or text (`JOURNEYS_LOG_FORMAT`).
@@ -13,24 +14,19 @@
 
 from __future__ import annotations
 
-import inspect
+import contextlib
 import json
 import logging
 import sys
-import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-import grpc
 import prometheus_client
 from prometheus_client import Counter, Histogram
-
-from journeys.transport import metadata
 
 ACCESS_LOGGER = "journeys.access"
 LOG_FORMATS = ("json", "text")
@@ -85,6 +81,17 @@ class RequestInfo:
 _current: ContextVar[RequestInfo | None] = ContextVar("journeys_request", default=None)
 
 
+@contextlib.contextmanager
+def handling(request_id: str) -> Iterator[RequestInfo]:
+    """The call being handled, for the use cases' notes (`note_partner`) and error logs."""
+    info = RequestInfo(request_id)
+    token = _current.set(info)
+    try:
+        yield info
+    finally:
+        _current.reset(token)
+
+
 def current_request_id() -> str | None:
     info = _current.get()
     return info.request_id if info is not None else None
@@ -113,96 +120,6 @@ def analytics_run_finished(status: str, seconds: float, offers_created: int) -> 
     ANALYTICS_RUNS.labels(status).observe(seconds)
     if offers_created:
         ANALYTICS_OFFERS.inc(offers_created)
-
-
-# --- The interceptor --------------------------------------------------------------------------
-
-
-class RequestObserver(grpc.aio.ServerInterceptor):
-    """Counts, times and logs every unary call, and gives it a request id and a place for its
-    partner id. Streaming calls (health Watch, reflection) pass through unobserved."""
-
-    def __init__(self) -> None:
-        self._log = logging.getLogger(ACCESS_LOGGER)
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if (
-            handler is None
-            or handler.request_streaming
-            or handler.response_streaming
-            or handler.unary_unary is None
-        ):
-            return handler
-        full_method: str = handler_call_details.method
-        service, _, method = full_method.lstrip("/").rpartition("/")
-        request_id = metadata.value(
-            handler_call_details.invocation_metadata, metadata.REQUEST_ID
-        ) or (f"local-{uuid.uuid4()}")
-        behavior: Callable[..., Any] = handler.unary_unary
-        level = logging.DEBUG if service in QUIET_SERVICES else logging.INFO
-
-        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            info = RequestInfo(request_id)
-            token = _current.set(info)
-            started = time.perf_counter()
-            failed = False
-            try:
-                result = behavior(request, context)
-                if inspect.isawaitable(result):
-                    result = await result
-                return result
-            except BaseException:
-                failed = True
-                raise
-            finally:
-                seconds = time.perf_counter() - started
-                code = _code(context, failed)
-                REQUESTS.labels(service, method, code).inc()
-                LATENCY.labels(service, method, code).observe(seconds)
-                if self._log.isEnabledFor(level):
-                    self._log.log(
-                        level,
-                        "%s %s %.1f ms",
-                        method,
-                        code,
-                        seconds * 1000,
-                        extra={
-                            "fields": {
-                                "request_id": request_id,
-                                "service": service,
-                                "method": method,
-                                "code": code,
-                                "latency_ms": round(seconds * 1000, 2),
-                                "partner_id": info.partner_id,
-                            }
-                        },
-                    )
-                _current.reset(token)
-
-        return grpc.unary_unary_rpc_method_handler(
-            observed,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-
-def _code(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    if isinstance(code, int):  # grpc.aio may hand back the numeric code
-        for status in grpc.StatusCode:
-            if status.value[0] == code:
-                return status.name
-    # No code set: a normal return is OK; an exception that set none is UNKNOWN to the client.
-    return "UNKNOWN" if failed else "OK"
 
 
 # --- The metrics endpoint ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from journeys.observability import RequestObserver
+from journeys.transport.interceptors import RateLimit, RequestObserver
 from journeys.transport.ratelimit import RateLimiter
 from journeys.transport.servicer import UserJourneysServicer, add_to_server
 from journeys.usecases import Journeys
@@ -25,9 +25,12 @@ class GrpcServer:
         self, journeys: Journeys, host: str, port: int, limiter: RateLimiter | None = None
     ) -> None:
         self.address = f"{host}:{port}"
-        # Metrics, request ids and the per-call log line for every call.
-        self._server = grpc.aio.server(interceptors=[RequestObserver()], options=_OPTIONS)
-        add_to_server(UserJourneysServicer(journeys, limiter), self._server)
+        # Outermost first: a call refused by the rate limit is still counted and logged.
+        interceptors: list[grpc.aio.ServerInterceptor] = [RequestObserver()]
+        if limiter is not None:
+            interceptors.append(RateLimit(limiter, frozenset({SERVICE_NAME})))
+        self._server = grpc.aio.server(interceptors=interceptors, options=_OPTIONS)
+        add_to_server(UserJourneysServicer(journeys), self._server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(

@@ -14,13 +14,11 @@ from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError
-from grpc_status import rpc_status
 
 from journeys import observability
 from journeys.domain import EventInput, JsonObject
-from journeys.errors import InvalidArgument, JourneysError, RateLimited
+from journeys.errors import InvalidArgument, JourneysError
 from journeys.transport import convert, metadata, status
-from journeys.transport.ratelimit import RateLimiter, retry_after_seconds
 from journeys.usecases import Journeys
 
 log = logging.getLogger(__name__)
@@ -85,17 +83,13 @@ def _rpc(
         async def wrapper(
             self: Servicer, request: Request, context: grpc.aio.ServicerContext[Request, Response]
         ) -> Response:
-            trailers: list[tuple[str, str | bytes]] = []
+            extra: tuple[tuple[str, str], ...] = ()
             try:
-                self._admit(context)
                 if request is UNDECODABLE:
                     raise InvalidArgument
                 return await handler(self, request, context)
             except JourneysError as error:
-                rich = status.for_error(error)
-                if isinstance(error, RateLimited):
-                    # Envoy passes it on as the HTTP Retry-After header.
-                    trailers.append(("retry-after", str(error.retry_after_seconds)))
+                rich, extra = status.for_error(error), status.trailers(error)
             except Exception:
                 log.exception(
                     "unexpected failure in %s (request id %s)",
@@ -103,13 +97,7 @@ def _rpc(
                     _request_id(context),
                 )
                 rich = status.internal(failure_message)
-            packed = rpc_status.to_status(rich)
-            await context.abort(
-                packed.code,
-                packed.details,
-                trailing_metadata=(*trailers, *packed.trailing_metadata),
-            )
-            raise AssertionError("context.abort() always raises")
+            return await status.abort(context, rich, extra)
 
         return wrapper
 
@@ -126,18 +114,8 @@ def _request_id(context: grpc.aio.ServicerContext[Request, Response]) -> str:
 
 
 class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
-    def __init__(self, journeys: Journeys, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, journeys: Journeys) -> None:
         self._journeys = journeys
-        self._limiter = limiter
-
-    def _admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        """Spends a token of the presented key's bucket (any presented value, valid or not:
-        guessing keys costs tokens too)."""
-        if self._limiter is None:
-            return
-        wait = self._limiter.acquire(metadata.of(context, metadata.API_KEY) or "")
-        if wait > 0:
-            raise RateLimited(retry_after_seconds(wait))
 
     @_rpc("Failed to track user")
     async def TrackUser(

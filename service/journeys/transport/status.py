@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from journeys import errors
 
@@ -61,3 +64,24 @@ def for_error(error: errors.JourneysError) -> status_pb2.Status:
 
 def internal(message: str) -> status_pb2.Status:
     return rich_status(grpc.StatusCode.INTERNAL, message, "INTERNAL", None)
+
+
+def trailers(error: errors.JourneysError) -> tuple[tuple[str, str], ...]:
+    """Trailing metadata an error adds to its status."""
+    if isinstance(error, errors.RateLimited):
+        # Envoy passes it on as the HTTP Retry-After header.
+        return (("retry-after", str(error.retry_after_seconds)),)
+    return ()
+
+
+async def abort(
+    context: grpc.aio.ServicerContext[Any, Any],
+    rich: status_pb2.Status,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> NoReturn:
+    """Ends the call with `rich` (grpcio-status packs its details into the trailer)."""
+    packed = rpc_status.to_status(rich)
+    await context.abort(
+        packed.code, packed.details, trailing_metadata=(*extra, *packed.trailing_metadata)
+    )
+    raise AssertionError("context.abort() always raises")
