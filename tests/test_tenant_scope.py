@@ -18,6 +18,7 @@ from journeys.storage.database import Database
 from journeys.storage.schema import metadata
 from journeys.usecases import Journeys
 from journeys.usecases.analytics import AnalyticsJob
+from journeys.usecases.auth import Caller
 
 from scripts.stack import migrate, new_key
 
@@ -75,7 +76,7 @@ def test_the_audit_catches_an_unscoped_statement() -> None:
 
 def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url: str) -> None:
     migrate(database_url)
-    key = new_key(database_url, "audited")
+    key = Caller(new_key(database_url, "audited"))
     statements: list[str] = []
 
     async def exercise() -> None:

@@ -83,7 +83,8 @@ _current: ContextVar[RequestInfo | None] = ContextVar("journeys_request", defaul
 
 @contextlib.contextmanager
 def handling(request_id: str) -> Iterator[RequestInfo]:
-    """The call being handled, for the use cases' notes (`note_partner`) and error logs."""
+    """The call being handled: its log lines carry `request_id`; the servicer fills in
+    `partner_id` from the call's `Caller` once the use case has returned or failed."""
     info = RequestInfo(request_id)
     token = _current.set(info)
     try:
@@ -92,16 +93,13 @@ def handling(request_id: str) -> Iterator[RequestInfo]:
         _current.reset(token)
 
 
+def current_request() -> RequestInfo | None:
+    return _current.get()
+
+
 def current_request_id() -> str | None:
     info = _current.get()
     return info.request_id if info is not None else None
-
-
-def note_partner(partner_id: str) -> None:
-    """Called once the presented key has been resolved: the call's log line names the partner."""
-    info = _current.get()
-    if info is not None:
-        info.partner_id = partner_id
 
 
 # --- Counters the use cases feed --------------------------------------------------------------

@@ -20,6 +20,7 @@ from journeys.domain import EventInput, JsonObject
 from journeys.errors import InvalidArgument, JourneysError
 from journeys.transport import convert, metadata, status
 from journeys.usecases import Journeys
+from journeys.usecases.auth import Caller
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ Request = TypeVar("Request")
 Response = TypeVar("Response")
 Servicer = TypeVar("Servicer", bound="UserJourneysServicer")
 Handler = Callable[
+    [Servicer, Request, grpc.aio.ServicerContext[Request, Response], Caller], Awaitable[Response]
+]
+Method = Callable[
     [Servicer, Request, grpc.aio.ServicerContext[Request, Response]], Awaitable[Response]
 ]
 
@@ -72,22 +76,24 @@ def _tolerant_decoder(message_class: Any) -> Callable[[bytes], Any]:
 
 def _rpc(
     failure_message: str = GENERIC_FAILURE,
-) -> Callable[[Handler[Servicer, Request, Response]], Handler[Servicer, Request, Response]]:
-    """Turns domain errors into rich statuses and anything unexpected into a logged, generic
-    INTERNAL: no exception text ever reaches a client."""
+) -> Callable[[Handler[Servicer, Request, Response]], Method[Servicer, Request, Response]]:
+    """Gives the handler the call's `Caller`, turns domain errors into rich statuses and
+    anything unexpected into a logged, generic INTERNAL (no exception text ever reaches a
+    client), and hands the resolved partner to the call's log line."""
 
     def decorate(
         handler: Handler[Servicer, Request, Response],
-    ) -> Handler[Servicer, Request, Response]:
+    ) -> Method[Servicer, Request, Response]:
         @functools.wraps(handler)
         async def wrapper(
             self: Servicer, request: Request, context: grpc.aio.ServicerContext[Request, Response]
         ) -> Response:
             extra: tuple[tuple[str, str], ...] = ()
+            caller = Caller(metadata.of(context, metadata.API_KEY))
             try:
                 if request is UNDECODABLE:
                     raise InvalidArgument
-                return await handler(self, request, context)
+                return await handler(self, request, context, caller)
             except JourneysError as error:
                 rich, extra = status.for_error(error), status.trailers(error)
             except Exception:
@@ -97,11 +103,19 @@ def _rpc(
                     _request_id(context),
                 )
                 rich = status.internal(failure_message)
+            finally:
+                _note_partner(caller)
             return await status.abort(context, rich, extra)
 
         return wrapper
 
     return decorate
+
+
+def _note_partner(caller: Caller) -> None:
+    info = observability.current_request()
+    if info is not None:
+        info.partner_id = caller.partner_id
 
 
 def _request_id(context: grpc.aio.ServicerContext[Request, Response]) -> str:
@@ -122,10 +136,9 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         self,
         request: pb.TrackUserRequest,
         context: grpc.aio.ServicerContext[pb.TrackUserRequest, user_pb2.User],
+        caller: Caller,
     ) -> user_pb2.User:
-        view = await self._journeys.track_user(
-            metadata.of(context, metadata.API_KEY), convert.user_changes(request)
-        )
+        view = await self._journeys.track_user(caller, convert.user_changes(request))
         return convert.user(view)
 
     @_rpc()
@@ -133,10 +146,9 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         self,
         request: pb.GetUserRequest,
         context: grpc.aio.ServicerContext[pb.GetUserRequest, pb.GetUserResponse],
+        caller: Caller,
     ) -> pb.GetUserResponse:
-        view = await self._journeys.get_user(
-            metadata.of(context, metadata.API_KEY), request.external_id
-        )
+        view = await self._journeys.get_user(caller, request.external_id)
         return convert.user_detail(view)
 
     @_rpc()
@@ -144,10 +156,9 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         self,
         request: pb.GetOffersRequest,
         context: grpc.aio.ServicerContext[pb.GetOffersRequest, pb.GetOffersResponse],
+        caller: Caller,
     ) -> pb.GetOffersResponse:
-        offers = await self._journeys.get_offers(
-            metadata.of(context, metadata.API_KEY), request.external_id
-        )
+        offers = await self._journeys.get_offers(caller, request.external_id)
         return pb.GetOffersResponse(offers=[convert.offer(offer) for offer in offers])
 
     @_rpc()
@@ -155,11 +166,10 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         self,
         request: pb.TrackEventRequest,
         context: grpc.aio.ServicerContext[pb.TrackEventRequest, pb.TrackEventResponse],
+        caller: Caller,
     ) -> pb.TrackEventResponse:
         try:
-            stored = await self._journeys.track_event(
-                metadata.of(context, metadata.API_KEY), convert.event_input(request.event)
-            )
+            stored = await self._journeys.track_event(caller, convert.event_input(request.event))
         except InvalidArgument as error:
             # The event's fields sit under `event` in this call's request message.
             raise error.within("event") from None
@@ -171,9 +181,10 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         self,
         request: pb.TrackEventsRequest,
         context: grpc.aio.ServicerContext[pb.TrackEventsRequest, pb.TrackEventsResponse],
+        caller: Caller,
     ) -> pb.TrackEventsResponse:
         return await self._track_events(
-            context, [convert.event_input(item) for item in request.events]
+            caller, [convert.event_input(item) for item in request.events]
         )
 
     @_rpc()
@@ -181,15 +192,16 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         self,
         request: pb.TrackEventsJsonRequest,
         context: grpc.aio.ServicerContext[pb.TrackEventsJsonRequest, pb.TrackEventsResponse],
+        caller: Caller,
     ) -> pb.TrackEventsResponse:
-        return await self._track_events(context, convert.batch_items(request.body))
+        return await self._track_events(caller, convert.batch_items(request.body))
 
     async def _track_events(
         self,
-        context: grpc.aio.ServicerContext[Any, pb.TrackEventsResponse],
+        caller: Caller,
         items: Sequence[EventInput | JsonObject],
     ) -> pb.TrackEventsResponse:
-        outcome = await self._journeys.track_events(metadata.of(context, metadata.API_KEY), items)
+        outcome = await self._journeys.track_events(caller, items)
         observability.events_tracked(
             accepted=outcome.count("accepted"),
             duplicates=outcome.count("duplicate"),
@@ -215,9 +227,10 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         self,
         request: pb.GetTimelineRequest,
         context: grpc.aio.ServicerContext[pb.GetTimelineRequest, pb.GetTimelineResponse],
+        caller: Caller,
     ) -> pb.GetTimelineResponse:
         timeline = await self._journeys.get_timeline(
-            metadata.of(context, metadata.API_KEY),
+            caller,
             request.external_id,
             request.page if request.HasField("page") else None,
             request.limit if request.HasField("limit") else None,
@@ -234,8 +247,7 @@ class UserJourneysServicer(pb_grpc.UserJourneysServiceServicer):
         self,
         request: pb.ClaimOfferRequest,
         context: grpc.aio.ServicerContext[pb.ClaimOfferRequest, pb.ClaimOfferResponse],
+        caller: Caller,
     ) -> pb.ClaimOfferResponse:
-        offer = await self._journeys.claim_offer(
-            metadata.of(context, metadata.API_KEY), request.external_id, request.offer_id
-        )
+        offer = await self._journeys.claim_offer(caller, request.external_id, request.offer_id)
         return pb.ClaimOfferResponse(offer=convert.offer(offer))

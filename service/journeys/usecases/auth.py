@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from journeys import observability
 from journeys.domain import Environment, Tenant
 from journeys.errors import InvalidApiKey, MissingApiKey, RevokedApiKey
 from journeys.storage.key_store import KeyStore
 from journeys.usecases import apikeys
 
 
-async def authenticate(keys: KeyStore, presented: str | None) -> Tenant:
+@dataclass
+class Caller:
+    """Who is calling: the key presented and, once it has been resolved, the partner it
+    belongs to. The transport makes one per call and logs `partner_id`, also when the call
+    fails after the key was known (a revoked key, an unknown user)."""
+
+    api_key: str | None
+    partner_id: str | None = None
+
+
+async def authenticate(keys: KeyStore, caller: Caller) -> Tenant:
     """Looked up on every call, so a revocation binds every server process at once."""
+    presented = caller.api_key
     if not presented:
         raise MissingApiKey
     if apikeys.environment_of(presented) is None:
@@ -20,7 +31,7 @@ async def authenticate(keys: KeyStore, presented: str | None) -> Tenant:
     key = await keys.find_by_digest(apikeys.digest(presented))
     if key is None:
         raise InvalidApiKey
-    observability.note_partner(key.partner_id)  # for the call's log line
+    caller.partner_id = key.partner_id
     if key.revoked_at is not None:
         raise RevokedApiKey
     return Tenant(key.partner_id, key.environment)

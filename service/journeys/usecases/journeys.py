@@ -29,7 +29,7 @@ from journeys.errors import (
 from journeys.storage.database import Database
 from journeys.storage.tenant_store import TenantStore
 from journeys.usecases import catalogue, profiles, validation
-from journeys.usecases.auth import authenticate
+from journeys.usecases.auth import Caller, authenticate
 from journeys.usecases.profiles import UserView
 
 Clock = Callable[[], datetime]
@@ -64,10 +64,10 @@ class Journeys:
         self._db = database
         self._clock = clock
 
-    async def track_user(self, api_key: str | None, raw: UserChanges) -> UserView:
+    async def track_user(self, caller: Caller, raw: UserChanges) -> UserView:
         now = self._clock()
         async with self._db.transaction(write=True) as tx:
-            tenant = await authenticate(tx.keys, api_key)
+            tenant = await authenticate(tx.keys, caller)
             changes = validation.user_changes(raw)
             store = tx.tenant(tenant)
             await store.upsert_user(changes, now)
@@ -75,19 +75,19 @@ class Journeys:
             activity = await store.activity(record, now)
         return profiles.view(record, activity, now)
 
-    async def get_user(self, api_key: str | None, external_id: str) -> UserView:
+    async def get_user(self, caller: Caller, external_id: str) -> UserView:
         now = self._clock()
         async with self._db.transaction(write=False) as tx:
-            store = tx.tenant(await authenticate(tx.keys, api_key))
+            store = tx.tenant(await authenticate(tx.keys, caller))
             record = await _existing(store, external_id)
             activity = await store.activity(record, now)
             journey = tuple(await store.journey(record.id))
         return profiles.view(record, activity, now, advise=True, journey=journey)
 
-    async def get_offers(self, api_key: str | None, external_id: str) -> list[OfferRecord]:
+    async def get_offers(self, caller: Caller, external_id: str) -> list[OfferRecord]:
         now = self._clock()
         async with self._db.transaction(write=False) as tx:
-            store = tx.tenant(await authenticate(tx.keys, api_key))
+            store = tx.tenant(await authenticate(tx.keys, caller))
             user = await _existing(store, external_id)
             offers = await store.active_offers(user.id, now)
             if len(offers) < 2:
@@ -96,14 +96,12 @@ class Journeys:
         # Stable: offers of one priority stay in creation order, as storage returns them.
         return sorted(offers, key=lambda offer: priority.get(offer.offer_type, len(priority)))
 
-    async def claim_offer(
-        self, api_key: str | None, external_id: str, offer_id: str
-    ) -> OfferRecord:
+    async def claim_offer(self, caller: Caller, external_id: str, offer_id: str) -> OfferRecord:
         """Claims an active offer and records an `offer_claimed` event, in one transaction;
         of two simultaneous claims exactly one succeeds."""
         now = self._clock()
         async with self._db.transaction(write=True) as tx:
-            store = tx.tenant(await authenticate(tx.keys, api_key))
+            store = tx.tenant(await authenticate(tx.keys, caller))
             canonical_id = _canonical_uuid(offer_id)
             user = await store.get_user(external_id)
             if canonical_id is None or user is None:
@@ -133,25 +131,25 @@ class Journeys:
             )
         return replace(offer, status="claimed", claimed_at=now)
 
-    async def track_event(self, api_key: str | None, raw: EventInput) -> StoredEvent:
+    async def track_event(self, caller: Caller, raw: EventInput) -> StoredEvent:
         """Stores one event; a repeated `messageId` returns the original event (`is_new`
         false)."""
         now = self._clock()
         async with self._db.transaction(write=True) as tx:
-            store = tx.tenant(await authenticate(tx.keys, api_key))
+            store = tx.tenant(await authenticate(tx.keys, caller))
             event = validation.new_event(raw, now)
             (stored,) = await store.record_events([event], now)
             return stored
 
     async def track_events(
-        self, api_key: str | None, raw: Sequence[EventInput | JsonObject]
+        self, caller: Caller, raw: Sequence[EventInput | JsonObject]
     ) -> BatchOutcome:
         """Stores every valid event of a batch in one transaction and reports every item.
         An item is typed (gRPC) or a JSON object as the partner sent it (REST), whose field
         types are checked here, item by item."""
         now = self._clock()
         async with self._db.transaction(write=True) as tx:
-            store = tx.tenant(await authenticate(tx.keys, api_key))
+            store = tx.tenant(await authenticate(tx.keys, caller))
             validation.batch_size(len(raw))
             results: list[ItemResult | None] = [None] * len(raw)
             valid: list[tuple[int, NewEvent]] = []
@@ -172,10 +170,10 @@ class Journeys:
         return BatchOutcome(tuple(result for result in results if result is not None))
 
     async def get_timeline(
-        self, api_key: str | None, external_id: str, page: int | None, limit: int | None
+        self, caller: Caller, external_id: str, page: int | None, limit: int | None
     ) -> TimelinePage:
         async with self._db.transaction(write=False) as tx:
-            store = tx.tenant(await authenticate(tx.keys, api_key))
+            store = tx.tenant(await authenticate(tx.keys, caller))
             page_number, page_size = validation.page_and_limit(page, limit)
             user = await _existing(store, external_id)
             events = await store.timeline(user.id, page_number, page_size)
