@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from journeys.app import READY_LINE
-from journeys.domain import Environment, utc_now
+from journeys.domain import Environment, KeyKind, utc_now
 from journeys.storage.database import Database
 from journeys.usecases.auth import create_key
 from sqlalchemy import text
@@ -66,8 +66,13 @@ class Stack:
     def log_text(self) -> str:
         return "".join(self.output)
 
-    def new_key(self, partner: str, environment: Environment = Environment.TEST) -> str:
-        return new_key(self.database_url, partner, environment)
+    def new_key(
+        self,
+        partner: str,
+        environment: Environment = Environment.TEST,
+        kind: KeyKind = KeyKind.PUBLIC,
+    ) -> str:
+        return new_key(self.database_url, partner, environment, kind)
 
 
 def stack_env(database_url: str, http_port: int, grpc_port: int, admin_port: int) -> dict[str, str]:
@@ -107,10 +112,15 @@ def migrate(database_url: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def new_key(database_url: str, partner: str, environment: Environment = Environment.TEST) -> str:
+def new_key(
+    database_url: str,
+    partner: str,
+    environment: Environment = Environment.TEST,
+    kind: KeyKind = KeyKind.PUBLIC,
+) -> str:
     async def create() -> str:
         async with Database(database_url) as database, database.transaction(write=True) as tx:
-            return await create_key(tx.keys, partner, environment, utc_now())
+            return await create_key(tx.keys, partner, environment, utc_now(), kind)
 
     return asyncio.run(create())
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from journeys.domain import Environment
+from journeys.domain import Environment, KeyKind
 
 from scripts.pgcluster import Cluster
 from scripts.stack import Stack, migrate, running_stack
@@ -94,10 +94,20 @@ KeyFactory = Callable[..., str]
 def new_key(stack: Stack) -> KeyFactory:
     """Makes a key for a partner of this test only (a fresh partner unless one is named)."""
 
-    def make(environment: Environment = Environment.TEST, partner: str | None = None) -> str:
-        return stack.new_key(partner or f"partner-{uuid.uuid4()}", environment)
+    def make(
+        environment: Environment = Environment.TEST,
+        partner: str | None = None,
+        kind: KeyKind = KeyKind.PUBLIC,
+    ) -> str:
+        return stack.new_key(partner or f"partner-{uuid.uuid4()}", environment, kind)
 
     return make
+
+
+@pytest.fixture
+def secret_key(new_key: KeyFactory) -> str:
+    """A secret key (sk_test_…) of a partner of this test only."""
+    return new_key(kind=KeyKind.SECRET)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from scripts.stack import journeys, migrate
 
 KEY = re.compile(r"pk_(test|live)_[0-9a-f]{32}")
+SECRET_KEY = re.compile(r"sk_(test|live)_[0-9a-f]{32}")
 
 
 @pytest.fixture
@@ -29,6 +30,32 @@ def test_create_prints_the_key_alone_on_the_last_line(env: dict[str, str]) -> No
     assert KEY.fullmatch(test.stdout.splitlines()[-1])
     assert test.stdout.splitlines()[-1].startswith("pk_test_")
     assert live.stdout.splitlines()[-1].startswith("pk_live_")
+
+
+def test_create_secret_prints_a_secret_key_and_list_shows_its_kind(env: dict[str, str]) -> None:
+    secret = journeys(
+        "keys", "create", "--partner", "acme", "--environment", "live", "--secret", env=env
+    )
+    public = journeys("keys", "create", "--partner", "acme", "--environment", "live", env=env)
+
+    assert secret.returncode == public.returncode == 0, secret.stderr
+    secret_key = secret.stdout.splitlines()[-1]
+    assert SECRET_KEY.fullmatch(secret_key)
+    assert secret_key.startswith("sk_live_")
+    rows = {
+        line.split()[0].rstrip("…"): line.split()
+        for line in journeys("keys", "list", env=env).stdout.splitlines()[1:]
+    }
+    assert rows[secret_key[:16]][1:3] == ["LIVE", "secret"]
+    assert rows[public.stdout.splitlines()[-1][:16]][1:3] == ["LIVE", "public"]
+    assert rows[secret_key[:16]][3] == "active"
+    assert journeys("keys", "revoke", secret_key, env=env).returncode == 0
+    revoked = [
+        line.split()
+        for line in journeys("keys", "list", env=env).stdout.splitlines()
+        if line.startswith(secret_key[:16])
+    ]
+    assert [row[1:4] for row in revoked] == [["LIVE", "secret", "revoked"]]
 
 
 def test_list_shows_prefixes_never_keys(env: dict[str, str]) -> None:

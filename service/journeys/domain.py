@@ -15,6 +15,14 @@ class Environment(StrEnum):
     TEST = "TEST"
 
 
+class KeyKind(StrEnum):
+    """`pk_…` keys may ship in apps and web pages; `sk_…` keys live on the partner's servers
+    only and also open the operations that expose many users or erase data (Part C)."""
+
+    PUBLIC = "public"
+    SECRET = "secret"
+
+
 @dataclass(frozen=True)
 class Tenant:
     """One partner's data in one environment: the unit of isolation."""
@@ -190,6 +198,7 @@ class ApiKeyRecord:
     partner_id: str
     partner_name: str
     environment: Environment
+    kind: KeyKind
     display_prefix: str
     created_at: datetime
     revoked_at: datetime | None

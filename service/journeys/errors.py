@@ -74,6 +74,13 @@ class RevokedApiKey(JourneysError):
         super().__init__("API key has been revoked")
 
 
+class SecretKeyRequired(JourneysError):
+    reason = "SECRET_KEY_REQUIRED"
+
+    def __init__(self) -> None:
+        super().__init__("This endpoint requires a secret key")
+
+
 class NotFound(JourneysError):
     reason = "NOT_FOUND"
 

@@ -7,9 +7,11 @@ import httpx
 import pytest
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
+from journeys.domain import Environment, KeyKind
 
 from scripts.stack import Stack, journeys
 from tests.api.rest import error, success
+from tests.conftest import KeyFactory
 
 USERS = "/v1/user-journeys/users"
 
@@ -94,4 +96,67 @@ def test_grpc_auth_errors(stack: Stack, key: str, via: str) -> None:
     assert (revoked.value.code(), revoked.value.details()) == (
         grpc.StatusCode.PERMISSION_DENIED,
         "API key has been revoked",
+    )
+
+
+# --- Secret keys (Part C) ---------------------------------------------------------------------
+
+TRACKED_ENDPOINTS = [
+    ("POST", USERS, b'{"externalId":"u","country":"NG"}'),
+    ("GET", f"{USERS}/u", None),
+    ("GET", f"{USERS}/u/offers", None),
+    (
+        "POST",
+        "/v1/user-journeys/events",
+        b'{"externalId":"u","category":"GAME_PLAY","eventType":"spin"}',
+    ),
+    (
+        "POST",
+        "/v1/user-journeys/track",
+        b'{"events":[{"externalId":"u","category":"CAMPAIGN","eventType":"join"}]}',
+    ),
+    ("GET", f"{USERS}/u/timeline", None),
+]
+
+
+def test_a_secret_key_is_accepted_on_every_documented_endpoint(
+    http: httpx.Client, secret_key: str
+) -> None:
+    assert secret_key.startswith("sk_test_")
+    headers = {"X-API-Key": secret_key, "Content-Type": "application/json"}
+    for method, path, body in TRACKED_ENDPOINTS:
+        success(http.request(method, path, content=body, headers=headers))
+    timeline = success(http.get(f"{USERS}/u/timeline", headers=headers))
+    assert [event["eventType"] for event in timeline["events"]] == ["join", "spin"]
+    # An unknown offer of a known user: the key got past authentication.
+    error(
+        http.post(f"{USERS}/u/offers/{'0' * 8}-0000-0000-0000-{'0' * 12}/claim", headers=headers),
+        404,
+        "Offer not found",
+    )
+
+
+def test_a_secret_key_and_a_public_key_of_one_tenant_see_the_same_data(
+    http: httpx.Client, new_key: KeyFactory
+) -> None:
+    public = new_key(partner="both-kinds")
+    secret = new_key(partner="both-kinds", kind=KeyKind.SECRET)
+    other_environment = new_key(Environment.LIVE, partner="both-kinds", kind=KeyKind.SECRET)
+
+    success(http.post(USERS, headers={"X-API-Key": public}, json={"externalId": "shared"}))
+
+    assert success(http.get(f"{USERS}/shared", headers={"X-API-Key": secret}))["externalId"] == (
+        "shared"
+    )
+    error(
+        http.get(f"{USERS}/shared", headers={"X-API-Key": other_environment}), 404, "User not found"
+    )
+
+
+def test_a_revoked_secret_key_is_refused(http: httpx.Client, stack: Stack, secret_key: str) -> None:
+    result = journeys("keys", "revoke", secret_key, env=stack.env())
+
+    assert result.returncode == 0, result.stderr
+    error(
+        http.get(f"{USERS}/u", headers={"X-API-Key": secret_key}), 403, "API key has been revoked"
     )

@@ -6,7 +6,7 @@ import argparse
 
 from journeys.cli._common import Commands, add_environment, environment, error, run
 from journeys.config import Settings
-from journeys.domain import utc_now
+from journeys.domain import KeyKind, utc_now
 from journeys.errors import InvalidArgument
 from journeys.storage.database import Database
 from journeys.usecases import keys
@@ -18,6 +18,12 @@ def add_commands(commands: Commands) -> None:
     create = actions.add_parser("create", help="create a key (and the partner if new)")
     create.add_argument("--partner", required=True, help="partner name")
     add_environment(create, required=True)
+    create.add_argument(
+        "--secret",
+        action="store_true",
+        help="a secret key (sk_…) for the partner's servers: it also opens segments, erasure "
+        "and export",
+    )
     create.set_defaults(command=_create)
     listing = actions.add_parser("list", help="list keys by display prefix")
     listing.set_defaults(command=_list)
@@ -30,11 +36,12 @@ def _create(settings: Settings, args: argparse.Namespace) -> int:
     async def create() -> str:
         async with Database(settings.database_url) as database:
             return await keys.create(
-                database, args.partner, environment(args.environment), utc_now()
+                database, args.partner, environment(args.environment), utc_now(), kind
             )
 
+    kind = KeyKind.SECRET if args.secret else KeyKind.PUBLIC
     key = run(create())
-    print(f"Created a {args.environment.upper()} key for partner {args.partner!r}.")
+    print(f"Created a {args.environment.upper()} {kind.value} key for partner {args.partner!r}.")
     print("Store it now: it is shown only once.")
     print(key)
     return 0
@@ -44,12 +51,13 @@ def _list(settings: Settings, _args: argparse.Namespace) -> int:
     async def listing() -> None:
         async with Database(settings.database_url) as database:
             found = await keys.listing(database)
-        print(f"{'PREFIX':<18}{'ENV':<6}{'STATUS':<9}{'CREATED':<22}PARTNER")
+        print(f"{'PREFIX':<18}{'ENV':<6}{'KIND':<8}{'STATUS':<9}{'CREATED':<22}PARTNER")
         for key in found:
             state = "revoked" if key.revoked_at else "active"
             created = key.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
             print(
-                f"{key.display_prefix + '…':<18}{key.environment.value:<6}{state:<9}"
+                f"{key.display_prefix + '…':<18}{key.environment.value:<6}{key.kind.value:<8}"
+                f"{state:<9}"
                 f"{created:<22}{key.partner_name}"
             )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import String, bindparam, func, or_, select, update
 
-from journeys.domain import ApiKeyRecord, Environment
+from journeys.domain import ApiKeyRecord, Environment, KeyKind
 from journeys.storage.connection import StoreConnection
 from journeys.storage.schema import api_keys, partners
 
@@ -17,6 +17,7 @@ _KEY_COLUMNS = (
     api_keys.c.partner_id,
     partners.c.name,
     api_keys.c.environment,
+    api_keys.c.kind,
     api_keys.c.display_prefix,
     api_keys.c.created_at,
     api_keys.c.revoked_at,
@@ -57,6 +58,7 @@ class KeyStore:
         self,
         partner_id: str,
         environment: Environment,
+        kind: KeyKind,
         key_digest: str,
         display_prefix: str,
         now: datetime,
@@ -66,6 +68,7 @@ class KeyStore:
                 id=str(uuid.uuid4()),
                 partner_id=partner_id,
                 environment=environment.value,
+                kind=kind.value,
                 key_digest=key_digest,
                 display_prefix=display_prefix,
                 created_at=now,
@@ -104,6 +107,7 @@ def _key(row: Any) -> ApiKeyRecord:
         partner_id=row.partner_id,
         partner_name=row.name,
         environment=Environment(row.environment),
+        kind=KeyKind(row.kind),
         display_prefix=row.display_prefix,
         created_at=row.created_at,
         revoked_at=row.revoked_at,

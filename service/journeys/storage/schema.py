@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     Float,
@@ -64,6 +65,8 @@ api_keys = Table(
     Column("id", UUID, primary_key=True),
     Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
     Column("environment", ENVIRONMENT, nullable=False),
+    # `public` (pk_…) or `secret` (sk_…).
+    Column("kind", String(8), nullable=False, server_default="public"),
     Column("key_digest", String(64), nullable=False, unique=True),
     Column("display_prefix", String(16), nullable=False, index=True),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -101,6 +104,10 @@ users = Table(
     Column("segments_computed_at", UTCDateTime(), nullable=True),
     PrimaryKeyConstraint(*TENANT, "id"),
     UniqueConstraint(*TENANT, "external_id"),
+    # Segment members (GET /users) page by externalId within one stage or tier: a page is a
+    # range of one of these (or, unfiltered, of the unique key above).
+    Index(None, *TENANT, "segment_stage", "external_id"),
+    Index(None, *TENANT, "segment_tier", "external_id"),
 )
 
 offers = Table(
@@ -249,6 +256,33 @@ analytics_runs = Table(
     Column("transitions", Integer, nullable=False, server_default="0"),
     Column("offers_created", Integer, nullable=False, server_default="0"),
     Column("offers_expired", Integer, nullable=False, server_default="0"),
+)
+
+# Erased ids that may not come back (DELETE /users/{externalId}?suppress=true), as SHA-256
+# digests only: the id itself is what the partner asked us to forget.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("external_id_digest", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint(*TENANT, "external_id_digest"),
+)
+
+# The record that an erasure happened and what it removed, never whom it was about.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", UUID, nullable=False),
+    Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("external_id_digest", String(64), nullable=False),
+    Column("erased_at", UTCDateTime(), nullable=False),
+    Column("rows_removed", Integer, nullable=False),
+    Column("suppressed", Boolean, nullable=False),
+    PrimaryKeyConstraint(*TENANT, "id"),
+    Index(None, *TENANT, "erased_at"),
 )
 
 # A lease, not a transaction lock: the job commits chunk by chunk and must not block writers,

@@ -21,6 +21,7 @@ _CODES: tuple[tuple[type[errors.JourneysError], grpc.StatusCode], ...] = (
     (errors.MissingApiKey, grpc.StatusCode.UNAUTHENTICATED),
     (errors.InvalidApiKey, grpc.StatusCode.UNAUTHENTICATED),
     (errors.RevokedApiKey, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.SecretKeyRequired, grpc.StatusCode.PERMISSION_DENIED),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),

@@ -1,4 +1,4 @@
-"""Partner public keys: format, generation and the one-way digest we store."""
+"""Partner keys: format, generation and the one-way digest we store."""
 
 from __future__ import annotations
 
@@ -6,24 +6,31 @@ import hashlib
 import re
 import secrets
 
-from journeys.domain import Environment
+from journeys.domain import Environment, KeyKind
 
-_KEY = re.compile(r"pk_(live|test)_[0-9a-f]{32}")
-_PREFIX_BY_ENVIRONMENT = {Environment.LIVE: "pk_live_", Environment.TEST: "pk_test_"}
+_KEY = re.compile(r"(pk|sk)_(live|test)_[0-9a-f]{32}")
+_PREFIX_BY_KIND = {KeyKind.PUBLIC: "pk", KeyKind.SECRET: "sk"}
+_KIND_BY_PREFIX = {prefix: kind for kind, prefix in _PREFIX_BY_KIND.items()}
+_ENVIRONMENT_BY_NAME = {"live": Environment.LIVE, "test": Environment.TEST}
 #: What `journeys keys list` shows: enough to tell keys apart, useless to an attacker.
 DISPLAY_PREFIX_LENGTH = len("pk_test_") + 8
 
 
-def generate(environment: Environment) -> str:
-    return _PREFIX_BY_ENVIRONMENT[environment] + secrets.token_hex(16)
+def generate(environment: Environment, kind: KeyKind = KeyKind.PUBLIC) -> str:
+    return f"{_PREFIX_BY_KIND[kind]}_{environment.value.lower()}_{secrets.token_hex(16)}"
 
 
-def environment_of(key: str) -> Environment | None:
-    """The environment a well-formed key selects, or None for anything else."""
+def parse(key: str) -> tuple[KeyKind, Environment] | None:
+    """The kind and environment a well-formed key selects, or None for anything else."""
     match = _KEY.fullmatch(key)
     if match is None:
         return None
-    return Environment.LIVE if match.group(1) == "live" else Environment.TEST
+    return _KIND_BY_PREFIX[match.group(1)], _ENVIRONMENT_BY_NAME[match.group(2)]
+
+
+def environment_of(key: str) -> Environment | None:
+    parsed = parse(key)
+    return None if parsed is None else parsed[1]
 
 
 def digest(key: str) -> str:

@@ -1,12 +1,14 @@
-"""Turning a presented API key into the tenant it may act for."""
+"""Turning a presented API key into the tenant it may act for, and deciding what the key's
+kind allows: every operation takes any valid key, the partner operations (Part C) a secret
+one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from journeys.domain import Environment, Tenant
-from journeys.errors import InvalidApiKey, MissingApiKey, RevokedApiKey
+from journeys.domain import Environment, KeyKind, Tenant
+from journeys.errors import InvalidApiKey, MissingApiKey, RevokedApiKey, SecretKeyRequired
 from journeys.storage.key_store import KeyStore
 from journeys.usecases import apikeys
 
@@ -21,12 +23,15 @@ class Caller:
     partner_id: str | None = None
 
 
-async def authenticate(keys: KeyStore, caller: Caller) -> Tenant:
-    """Looked up on every call, so a revocation binds every server process at once."""
+async def authenticate(
+    keys: KeyStore, caller: Caller, *, needs: KeyKind = KeyKind.PUBLIC
+) -> Tenant:
+    """Looked up on every call, so a revocation binds every server process at once. `needs`
+    is the least kind of key the operation takes (a secret key opens everything)."""
     presented = caller.api_key
     if not presented:
         raise MissingApiKey
-    if apikeys.environment_of(presented) is None:
+    if apikeys.parse(presented) is None:
         raise InvalidApiKey
     key = await keys.find_by_digest(apikeys.digest(presented))
     if key is None:
@@ -34,14 +39,22 @@ async def authenticate(keys: KeyStore, caller: Caller) -> Tenant:
     caller.partner_id = key.partner_id
     if key.revoked_at is not None:
         raise RevokedApiKey
+    if needs is KeyKind.SECRET and key.kind is not KeyKind.SECRET:
+        raise SecretKeyRequired
     return Tenant(key.partner_id, key.environment)
 
 
-async def create_key(keys: KeyStore, partner: str, environment: Environment, now: datetime) -> str:
+async def create_key(
+    keys: KeyStore,
+    partner: str,
+    environment: Environment,
+    now: datetime,
+    kind: KeyKind = KeyKind.PUBLIC,
+) -> str:
     """Creates the partner if needed and a new key for it; the key is returned only here."""
     partner_id = await keys.ensure_partner(partner, now)
-    key = apikeys.generate(environment)
+    key = apikeys.generate(environment, kind)
     await keys.add_key(
-        partner_id, environment, apikeys.digest(key), apikeys.display_prefix(key), now
+        partner_id, environment, kind, apikeys.digest(key), apikeys.display_prefix(key), now
     )
     return key

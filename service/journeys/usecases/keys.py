@@ -5,17 +5,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from journeys.domain import ApiKeyRecord, Environment
+from journeys.domain import ApiKeyRecord, Environment, KeyKind
 from journeys.errors import InvalidArgument
 from journeys.storage.database import Database
 from journeys.usecases import apikeys
 from journeys.usecases.auth import create_key
 
 
-async def create(database: Database, partner: str, environment: Environment, now: datetime) -> str:
+async def create(
+    database: Database,
+    partner: str,
+    environment: Environment,
+    now: datetime,
+    kind: KeyKind = KeyKind.PUBLIC,
+) -> str:
     """A new key (and the partner, if new); the key is returned only here."""
     async with database.transaction(write=True) as tx:
-        return await create_key(tx.keys, partner, environment, now)
+        return await create_key(tx.keys, partner, environment, now, kind)
 
 
 async def create_first(
