@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from journeys.domain import Environment, NewOffer, Tenant, UserChanges, utc_now
+from journeys.domain import Environment, NewOffer, SegmentQuery, Tenant, UserChanges, utc_now
 from journeys.storage.database import Database
 
 from scripts.stack import migrate
@@ -59,3 +59,40 @@ async def test_a_users_offers_are_read_through_their_own_index(tmp_path: Path) -
         }
     assert "ix_offers_partner_id_environment_user_id_status_expires_at" in plans["SELECT"]
     assert "ix_offers_partner_id_environment_status_expires_at" in plans["UPDATE"]
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize(
+    ("stage", "tier", "index"),
+    [
+        ("at_risk", None, "ix_users_partner_id_environment_segment_stage_external_id"),
+        (None, "whale", "ix_users_partner_id_environment_segment_tier_external_id"),
+        (None, None, "sqlite_autoindex_users"),  # the (tenant, externalId) unique key
+    ],
+)
+async def test_a_page_of_segment_members_is_one_index_range_in_key_order(
+    tmp_path: Path, stage: str | None, tier: str | None, index: str
+) -> None:
+    path = tmp_path / "plans.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    now = utc_now()
+    statements: list[tuple[str, Any]] = []
+    try:
+        async with database.transaction(write=True) as tx:
+            tenant = Tenant(await tx.keys.ensure_partner("plans", now), Environment.TEST)
+        database.on_statement(
+            lambda statement, parameters: statements.append((statement, parameters))
+        )
+        async with database.transaction(write=False) as tx:
+            await tx.tenant(tenant).segment_members(SegmentQuery(stage, tier, None, "u1", 100))
+    finally:
+        await database.dispose()
+
+    (select,) = [(s, p) for s, p in statements if s.startswith("SELECT")]
+    with sqlite3.connect(path) as db:
+        plan = " | ".join(
+            row[3] for row in db.execute("EXPLAIN QUERY PLAN " + select[0], select[1])
+        )
+    assert index in plan
+    assert "TEMP B-TREE" not in plan, "pages come in index order, never sorted"

@@ -13,12 +13,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from journeys.domain import EventInput, UserChanges
+from journeys.domain import EventInput, KeyKind, UserChanges
 from journeys.storage.database import Database
 from journeys.storage.schema import metadata
 from journeys.usecases import Journeys
 from journeys.usecases.analytics import AnalyticsJob
 from journeys.usecases.auth import Caller
+from journeys.usecases.segments import Segments
 
 from scripts.stack import migrate, new_key
 
@@ -77,6 +78,7 @@ def test_the_audit_catches_an_unscoped_statement() -> None:
 def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url: str) -> None:
     migrate(database_url)
     key = Caller(new_key(database_url, "audited"))
+    secret = Caller(new_key(database_url, "audited", kind=KeyKind.SECRET))
     statements: list[str] = []
 
     async def exercise() -> None:
@@ -102,6 +104,10 @@ def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url:
                 for offer in await api.get_offers(key, user):
                     await api.claim_offer(key, user, offer.id)
             await AnalyticsJob(database, clock=lambda: NOW).run(NOW + timedelta(days=8))
+            segments = Segments(database)
+            await segments.sizes(secret)
+            page = await segments.members(secret, "active", None, 1, 1, None)
+            await segments.members(secret, None, "casual", None, 1, page.next_cursor or None)
 
     asyncio.run(exercise())
 

@@ -193,6 +193,30 @@ class NewOffer:
 
 
 @dataclass(frozen=True)
+class SegmentQuery:
+    """A validated page request of segment members; None means "any" (or "from the start")."""
+
+    stage: str | None
+    tier: str | None
+    min_churn_risk: int | None
+    after: str | None
+    limit: int
+
+
+@dataclass(frozen=True)
+class SegmentMember:
+    """A user's segments as the analytics job last stored them."""
+
+    external_id: str
+    lifecycle_stage: str
+    engagement_tier: str
+    engagement_score: float
+    churn_risk_score: int
+    last_seen_at: datetime
+    computed_at: datetime
+
+
+@dataclass(frozen=True)
 class ApiKeyRecord:
     id: str
     partner_id: str

@@ -57,6 +57,16 @@ class JobStore:
             delete(job_leases).where(job_leases.c.name == name, job_leases.c.holder == holder)
         )
 
+    async def last_finished_as_of(self) -> datetime | None:
+        """The instant the last succeeded run classified everyone as of, if any ran."""
+        found: datetime | None = await self._connection.scalar(
+            select(analytics_runs.c.as_of)
+            .where(analytics_runs.c.status == "succeeded")
+            .order_by(analytics_runs.c.finished_at.desc())
+            .limit(1)
+        )
+        return found
+
     async def start_run(self, as_of: datetime, now: datetime) -> str:
         run_id = str(uuid.uuid4())
         await self._connection.execute(

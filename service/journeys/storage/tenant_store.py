@@ -8,12 +8,13 @@ from journeys.storage.activity import ActivityReads
 from journeys.storage.catalogue import Catalogue
 from journeys.storage.connection import StoreConnection
 from journeys.storage.ingest import Ingestion
+from journeys.storage.members import Members
 from journeys.storage.offers import Offers
 from journeys.storage.profiles import Profiles
 from journeys.storage.scope import TenantScope
 from journeys.storage.segments import Segments
 
 
-class TenantStore(Profiles, Ingestion, ActivityReads, Segments, Offers, Catalogue):
+class TenantStore(Profiles, Ingestion, ActivityReads, Segments, Members, Offers, Catalogue):
     def __init__(self, connection: StoreConnection, tenant: Tenant) -> None:
         super().__init__(connection, TenantScope(tenant))
