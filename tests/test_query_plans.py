@@ -15,11 +15,23 @@ from journeys.storage.database import Database
 from scripts.stack import migrate
 
 
-@pytest.mark.sqlite_only
-async def test_a_users_offers_are_read_through_their_own_index(tmp_path: Path) -> None:
+def _migrated(tmp_path: Path) -> tuple[Path, Database]:
+    """A new, never analysed SQLite file at the schema's head."""
     path = tmp_path / "plans.db"
     migrate(f"sqlite+aiosqlite:///{path}")
-    database = Database(f"sqlite+aiosqlite:///{path}")
+    return path, Database(f"sqlite+aiosqlite:///{path}")
+
+
+def _plan(path: Path, statement: str, parameters: Any) -> str:
+    with sqlite3.connect(path) as db:
+        return " | ".join(
+            row[3] for row in db.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+        )
+
+
+@pytest.mark.sqlite_only
+async def test_a_users_offers_are_read_through_their_own_index(tmp_path: Path) -> None:
+    path, database = _migrated(tmp_path)
     now = utc_now()
     statements: list[tuple[str, Any]] = []
     try:
@@ -49,14 +61,11 @@ async def test_a_users_offers_are_read_through_their_own_index(tmp_path: Path) -
         await database.dispose()
 
     assert [offer.offer_type for offer in offers] == ["welcome_bonus"]
-    with sqlite3.connect(path) as db:
-        plans = {
-            statement.split()[0]: " | ".join(
-                row[3] for row in db.execute("EXPLAIN QUERY PLAN " + statement, parameters)
-            )
-            for statement, parameters in statements
-            if "offers" in statement and not statement.startswith("BEGIN")
-        }
+    plans = {
+        statement.split()[0]: _plan(path, statement, parameters)
+        for statement, parameters in statements
+        if "offers" in statement and not statement.startswith("BEGIN")
+    }
     assert "ix_offers_partner_id_environment_user_id_status_expires_at" in plans["SELECT"]
     assert "ix_offers_partner_id_environment_status_expires_at" in plans["UPDATE"]
 
@@ -73,9 +82,7 @@ async def test_a_users_offers_are_read_through_their_own_index(tmp_path: Path) -
 async def test_a_page_of_segment_members_is_one_index_range_in_key_order(
     tmp_path: Path, stage: str | None, tier: str | None, index: str
 ) -> None:
-    path = tmp_path / "plans.db"
-    migrate(f"sqlite+aiosqlite:///{path}")
-    database = Database(f"sqlite+aiosqlite:///{path}")
+    path, database = _migrated(tmp_path)
     now = utc_now()
     statements: list[tuple[str, Any]] = []
     try:
@@ -89,10 +96,7 @@ async def test_a_page_of_segment_members_is_one_index_range_in_key_order(
     finally:
         await database.dispose()
 
-    (select,) = [(s, p) for s, p in statements if s.startswith("SELECT")]
-    with sqlite3.connect(path) as db:
-        plan = " | ".join(
-            row[3] for row in db.execute("EXPLAIN QUERY PLAN " + select[0], select[1])
-        )
+    ((statement, parameters),) = [(s, p) for s, p in statements if s.startswith("SELECT")]
+    plan = _plan(path, statement, parameters)
     assert index in plan
     assert "TEMP B-TREE" not in plan, "pages come in index order, never sorted"
