@@ -33,13 +33,14 @@ def add_commands(commands: Commands) -> None:
 
 
 def _create(settings: Settings, args: argparse.Namespace) -> int:
+    kind = KeyKind.SECRET if args.secret else KeyKind.PUBLIC
+
     async def create() -> str:
         async with Database(settings.database_url) as database:
             return await keys.create(
                 database, args.partner, environment(args.environment), utc_now(), kind
             )
 
-    kind = KeyKind.SECRET if args.secret else KeyKind.PUBLIC
     key = run(create())
     print(f"Created a {args.environment.upper()} {kind.value} key for partner {args.partner!r}.")
     print("Store it now: it is shown only once.")
@@ -57,8 +58,7 @@ def _list(settings: Settings, _args: argparse.Namespace) -> int:
             created = key.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
             print(
                 f"{key.display_prefix + '…':<18}{key.environment.value:<6}{key.kind.value:<8}"
-                f"{state:<9}"
-                f"{created:<22}{key.partner_name}"
+                f"{state:<9}{created:<22}{key.partner_name}"
             )
 
     run(listing())

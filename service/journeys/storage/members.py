@@ -3,6 +3,7 @@ GET /users): reads over a tenant's whole population, by index."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import Column, Select, bindparam, func, select
@@ -16,6 +17,35 @@ _CLASSIFIED = users.c.segment_stage.is_not(None)
 
 def _sizes_by(column: Column[Any]) -> Select[Any]:
     return select(column, func.count()).where(TenantScope.of(users), _CLASSIFIED).group_by(column)
+
+
+@functools.cache
+def _page(stage: bool, tier: bool, min_churn_risk: bool, after: bool) -> Select[Any]:
+    """The page statement for one combination of filters sent: built once each (16 at most),
+    as every other statement on a request's path is."""
+    conditions = [TenantScope.of(users), _CLASSIFIED]
+    if stage:
+        conditions.append(users.c.segment_stage == bindparam("stage"))
+    if tier:
+        conditions.append(users.c.segment_tier == bindparam("tier"))
+    if min_churn_risk:
+        conditions.append(users.c.segment_churn_risk >= bindparam("min_churn_risk"))
+    if after:
+        conditions.append(users.c.external_id > bindparam("after"))
+    return (
+        select(
+            users.c.external_id,
+            users.c.segment_stage,
+            users.c.segment_tier,
+            users.c.segment_engagement_score,
+            users.c.segment_churn_risk,
+            users.c.last_seen_at,
+            users.c.segments_computed_at,
+        )
+        .where(*conditions)
+        .order_by(users.c.external_id)
+        .limit(bindparam("limit"))
+    )
 
 
 class Members(ScopedStore):
@@ -32,28 +62,11 @@ class Members(ScopedStore):
     async def segment_members(self, query: SegmentQuery) -> list[SegmentMember]:
         """Up to `query.limit` classified users after `query.after`, by externalId: a keyset
         page, so each page is one index range whatever its depth."""
-        conditions = [TenantScope.of(users), _CLASSIFIED]
-        if query.stage is not None:
-            conditions.append(users.c.segment_stage == bindparam("stage"))
-        if query.tier is not None:
-            conditions.append(users.c.segment_tier == bindparam("tier"))
-        if query.min_churn_risk is not None:
-            conditions.append(users.c.segment_churn_risk >= bindparam("min_churn_risk"))
-        if query.after is not None:
-            conditions.append(users.c.external_id > bindparam("after"))
-        statement = (
-            select(
-                users.c.external_id,
-                users.c.segment_stage,
-                users.c.segment_tier,
-                users.c.segment_engagement_score,
-                users.c.segment_churn_risk,
-                users.c.last_seen_at,
-                users.c.segments_computed_at,
-            )
-            .where(*conditions)
-            .order_by(users.c.external_id)
-            .limit(bindparam("limit"))
+        statement = _page(
+            query.stage is not None,
+            query.tier is not None,
+            query.min_churn_risk is not None,
+            query.after is not None,
         )
         rows = await self._connection.execute(
             statement,

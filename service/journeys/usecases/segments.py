@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from journeys.domain import KeyKind, SegmentMember, SegmentQuery
@@ -112,11 +112,7 @@ class Segments:
             store = tx.tenant(await authenticate(tx.keys, caller, needs=KeyKind.SECRET))
             query = segment_query(stage, tier, min_churn_risk, limit, cursor)
             # One row past the page tells whether another page follows.
-            found = await store.segment_members(
-                SegmentQuery(
-                    query.stage, query.tier, query.min_churn_risk, query.after, query.limit + 1
-                )
-            )
+            found = await store.segment_members(replace(query, limit=query.limit + 1))
         page = tuple(found[: query.limit])
         more = len(found) > query.limit
         return MemberPage(page, encode_cursor(page[-1].external_id) if more else "")
