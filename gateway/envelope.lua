@@ -70,9 +70,6 @@ end
 -- what Envoy adds.
 local MAX_HEADERS_BYTES = 7168
 
--- The timeline's `page` and `limit` are the only query parameters of the REST API.
-local TIMELINE_PATH = "^/v1/user%-journeys/users/[^/]*/timeline/?$"
-
 -- True when `s` is well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
 local function valid_utf8(s)
   local i, n = 1, #s
@@ -497,13 +494,14 @@ function envoy_on_request(request_handle)
   -- The transcoder binds any query parameter to a request field of the same name
   -- (`?displayName=` on POST /users, `?events.externalId=` on POST /track, `?externalId=`
   -- over the path's id): drop every query parameter the API does not define.
-  local kept = {}
-  if base:find(TIMELINE_PATH) then
-    for pair in query:gmatch("[^&]+") do
-      local name = pair:match("^[^=]*")
-      if name == "page" or name == "limit" then
-        kept[#kept + 1] = pair
-      end
+  -- The route names its operation's parameters (journeys/gateway/config.py).
+  local kept, allowed = {}, {}
+  for name in (request_handle:metadata():get("query") or ""):gmatch("[^,]+") do
+    allowed[name] = true
+  end
+  for pair in query:gmatch("[^&]+") do
+    if allowed[pair:match("^[^=]*")] then
+      kept[#kept + 1] = pair
     end
   end
   -- A path id that is not UTF-8 once decoded (`%FF`) is no valid protobuf string (the
@@ -569,6 +567,11 @@ function envoy_on_response(response_handle)
   headers:replace("content-type", "application/json")
   for _, name in ipairs(GRPC_HEADERS) do
     headers:remove(name)
+  end
+  if status < 400 and response_handle:metadata():get("streamed") then
+    -- The service writes this document whole, envelope included: it passes as it streams,
+    -- never held here (an export can be far larger than any buffer).
+    return
   end
 
   local body = response_handle:body(true)

@@ -14,10 +14,12 @@ from journeys.domain import Environment, utc_now
 from journeys.gateway import Gateway
 from journeys.observability import MetricsServer
 from journeys.storage.database import Database
+from journeys.transport import segments, servicer
 from journeys.transport.ratelimit import RateLimiter
 from journeys.transport.server import GrpcServer
 from journeys.usecases import Journeys, keys
 from journeys.usecases.analytics import AnalyticsJob, run_on_schedule
+from journeys.usecases.segments import Segments
 
 log = logging.getLogger("journeys")
 READY_LINE = "journeys is ready"
@@ -49,7 +51,7 @@ async def serve(settings: Settings, *, gateway: bool = True, demo_key: bool = Fa
             if settings.rate_limit > 0
             else None
         )
-        server = GrpcServer(Journeys(database), settings.host, settings.grpc_port, limiter)
+        server = GrpcServer(_servicers(database), settings.host, settings.grpc_port, limiter)
         await server.start()
         grace = _Grace(settings.shutdown_grace_seconds)
         parts.push_async_callback(lambda: server.stop(grace.left))
@@ -72,6 +74,13 @@ async def serve(settings: Settings, *, gateway: bool = True, demo_key: bool = Fa
             log.error("envoy exited unexpectedly with status %s", envoy.exited)
             return 1
     return 0
+
+
+def _servicers(database: Database) -> dict[str, object]:
+    return {
+        servicer.SERVICE_NAME: servicer.UserJourneysServicer(Journeys(database)),
+        segments.SERVICE_NAME: segments.SegmentsServicer(Segments(database)),
+    }
 
 
 class _Grace:

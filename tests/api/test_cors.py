@@ -19,13 +19,16 @@ ORIGIN = "https://app.partner.test"
 EXPOSED = "x-request-id, retry-after"
 
 PATH_METHODS = [
-    (f"{BASE}/users", "POST", "POST"),
+    (f"{BASE}/users", "POST", "GET, HEAD, POST"),
     (f"{BASE}/events", "POST", "POST"),
     (f"{BASE}/track", "POST", "POST"),
-    (f"{BASE}/users/u", "GET", "GET, HEAD"),
+    (f"{BASE}/users/u", "DELETE", "GET, HEAD, DELETE"),
     (f"{BASE}/users/u/timeline", "GET", "GET, HEAD"),
     (f"{BASE}/users/u/offers", "GET", "GET, HEAD"),
     (f"{BASE}/users/u/offers/o/claim", "POST", "POST"),
+    (f"{BASE}/users/u/export", "GET", "GET, HEAD"),
+    (f"{BASE}/segments", "GET", "GET, HEAD"),
+    (f"{BASE}/suppressions/u", "DELETE", "DELETE"),
     (f"{BASE}/openapi.json", "GET", "GET, HEAD"),
 ]
 
@@ -69,7 +72,7 @@ def test_every_response_to_a_request_with_an_origin_carries_the_cors_headers(
             f"{BASE}/users", headers=with_origin, content=b'{"externalId":"c","externalId":"d"}'
         ),
         "unknown path": http.get("/nothing", headers=with_origin),
-        "wrong method": http.delete(f"{BASE}/users/c", headers=with_origin),
+        "wrong method": http.put(f"{BASE}/users/c", headers=with_origin),
         "unknown method": http.request("FOO", "/nothing", headers=with_origin),
         "too large": http.post(
             f"{BASE}/users", headers=with_origin, content=b"{" + b" " * (1024 * 1024 + 1) + b"}"

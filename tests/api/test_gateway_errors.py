@@ -20,10 +20,10 @@ def test_unknown_path_is_not_found(http: httpx.Client, key: str) -> None:
 
 
 def test_wrong_method_on_a_known_path_is_405_with_allow(http: httpx.Client, key: str) -> None:
-    response = http.delete("/v1/user-journeys/users/u", headers={"X-API-Key": key})
+    response = http.put("/v1/user-journeys/users/u", headers={"X-API-Key": key})
 
     error(response, 405, "Method not allowed")
-    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert response.headers["allow"] == "GET, HEAD, DELETE, OPTIONS"
 
 
 def test_body_over_one_mebibyte_is_413(http: httpx.Client, key: str) -> None:

@@ -126,11 +126,14 @@ def test_head_answers_as_get_would_without_the_body(stack: Stack, key: str, prot
 
 def test_options_on_a_known_path_is_204_with_allow(http: httpx.Client) -> None:
     for path, allow in [
-        (f"{BASE}/users", "POST, OPTIONS"),
+        (f"{BASE}/users", "GET, HEAD, POST, OPTIONS"),
         (f"{BASE}/track", "POST, OPTIONS"),
-        (f"{BASE}/users/u", "GET, HEAD, OPTIONS"),
+        (f"{BASE}/users/u", "GET, HEAD, DELETE, OPTIONS"),
         (f"{BASE}/users/u/offers", "GET, HEAD, OPTIONS"),
         (f"{BASE}/users/u/offers/o/claim", "POST, OPTIONS"),
+        (f"{BASE}/users/u/export", "GET, HEAD, OPTIONS"),
+        (f"{BASE}/segments", "GET, HEAD, OPTIONS"),
+        (f"{BASE}/suppressions/u", "DELETE, OPTIONS"),
         (f"{BASE}/openapi.json", "GET, HEAD, OPTIONS"),
     ]:
         response = http.options(path)
@@ -143,14 +146,17 @@ def test_options_on_a_known_path_is_204_with_allow(http: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("GET", f"{BASE}/users", "POST, OPTIONS"),
+        ("PUT", f"{BASE}/users", "GET, HEAD, POST, OPTIONS"),
         ("PUT", f"{BASE}/events", "POST, OPTIONS"),
-        ("DELETE", f"{BASE}/users/u", "GET, HEAD, OPTIONS"),
+        ("PUT", f"{BASE}/users/u", "GET, HEAD, DELETE, OPTIONS"),
+        ("POST", f"{BASE}/segments", "GET, HEAD, OPTIONS"),
+        ("GET", f"{BASE}/suppressions/u", "DELETE, OPTIONS"),
+        ("DELETE", f"{BASE}/users/u/export", "GET, HEAD, OPTIONS"),
         ("POST", f"{BASE}/users/u/timeline", "GET, HEAD, OPTIONS"),
         ("PATCH", f"{BASE}/users/u/offers", "GET, HEAD, OPTIONS"),
         ("GET", f"{BASE}/users/u/offers/o/claim", "POST, OPTIONS"),
         ("POST", f"{BASE}/openapi.json", "GET, HEAD, OPTIONS"),
-        ("FOO", f"{BASE}/users/u", "GET, HEAD, OPTIONS"),
+        ("FOO", f"{BASE}/users/u", "GET, HEAD, DELETE, OPTIONS"),
     ],
 )
 def test_a_method_the_path_lacks_is_405_with_allow(
@@ -188,7 +194,7 @@ def test_an_unknown_method_is_405_or_501_never_invalid_request_body(
         assert reply.headers["content-type"] == "application/json"
         assert UUID.fullmatch(reply.headers["x-request-id"])
         if status == 405:
-            allow = "GET, HEAD, OPTIONS"
+            allow = "GET, HEAD, OPTIONS" if "/offers" in path else "GET, HEAD, DELETE, OPTIONS"
             assert reply.headers["allow"] == allow, (method, path, args)
 
 

@@ -10,8 +10,11 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from google.protobuf import descriptor_pb2
+
 from journeys.config import REPO_ROOT, Settings
 from journeys.gateway.openapi import DOCUMENT_PATH
+from journeys.gateway.schemas import PACKAGE
 
 
 def _gateway_dir() -> Path:
@@ -37,14 +40,14 @@ def render_config(settings: Settings, upstreams: Sequence[tuple[str, int]]) -> s
         for host, port in upstreams
     ]
     paths = json.loads(OPENAPI_DOCUMENT.read_text())["paths"]
-    methods_by_path = {path: list(operations) for path, operations in paths.items()}
-    routes = rest_routes(methods_by_path)
-    mappers = query_mappers(methods_by_path)
+    routes = rest_routes(paths)
+    mappers = query_mappers({path: list(operations) for path, operations in paths.items()})
     return Template(TEMPLATE.read_text()).substitute(
         host=settings.host,
         http_port=settings.http_port,
         admin_port=settings.admin_port,
         descriptor=json.dumps(str(DESCRIPTOR)),
+        services=json.dumps(api_services(DESCRIPTOR.read_bytes())),
         lua_filter=json.dumps(str(LUA_FILTER)),
         upstream_endpoints=json.dumps(endpoints),
         cors_origins=json.dumps(_origin_matchers(settings.cors_origins)),
@@ -53,17 +56,31 @@ def render_config(settings: Settings, upstreams: Sequence[tuple[str, int]]) -> s
     )
 
 
-def rest_routes(methods_by_path: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
-    """Three routes per REST path (an OpenAPI path template and its lowercase methods): the
-    path's methods (GET with HEAD) to the transcoder, OPTIONS (204) and any other method (405),
-    both answered with `Allow`; each with the path's methods for CORS preflights.
+def api_services(descriptor_set: bytes) -> list[str]:
+    """The full names of the API's services in a descriptor set: what the transcoder serves."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set).file
+    return [
+        f"{file.package}.{service.name}"
+        for file in files
+        if file.package == PACKAGE
+        for service in file.service
+    ]
 
-    Envoy's CORS filter skips direct responses, so what the gateway answers itself (204, 405,
-    the OpenAPI document) is answered by the envelope filter from the route's metadata, on
-    routes that name the service's cluster but never reach it."""
+
+def rest_routes(paths: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The routes of the OpenAPI document's paths (template → lowercase method → operation):
+    one per operation (GET with HEAD) to the transcoder, then OPTIONS (204) and any other
+    method (405), both answered with `Allow`; each with the path's methods for CORS
+    preflights.
+
+    An operation's route tells the envelope filter (gateway/envelope.lua) its query
+    parameters (every other one is dropped) and whether the service streams the whole
+    document itself. Envoy's CORS filter skips direct responses, so what the gateway answers
+    itself (204, 405, the OpenAPI document) is answered by the envelope filter from the
+    route's metadata, on routes that name the service's cluster but never reach it."""
     routes: list[dict[str, Any]] = []
-    for template, operations in methods_by_path.items():
-        methods = _methods(operations)
+    for template, operations in paths.items():
+        methods = _methods(list(operations))
         path = {"safe_regex": {"regex": _path_regex(template)}}
         cors = {
             "envoy.filters.http.cors": {
@@ -72,16 +89,20 @@ def rest_routes(methods_by_path: Mapping[str, Sequence[str]]) -> list[dict[str, 
             }
         }
         allow = _allow(methods)
-        served: dict[str, Any] = {
-            "match": {**path, "headers": [_method_matcher(methods)]},
-            "route": _TO_SERVICE,
-            # The transcoder copies the REST path into this header; a long path id would
-            # exceed grpc.aio's metadata limit.
-            "request_headers_to_remove": ["x-envoy-original-path"],
-            "typed_per_filter_config": cors,
-        }
-        if template == DOCUMENT_PATH:
-            served["metadata"] = _envelope_metadata(document=str(OPENAPI_DOCUMENT))
+        for verb, operation in operations.items():
+            served: dict[str, Any] = {
+                "match": {**path, "headers": [_method_matcher(_methods([verb]))]},
+                "route": _TO_SERVICE,
+                # The transcoder copies the REST path into this header; a long path id would
+                # exceed grpc.aio's metadata limit.
+                "request_headers_to_remove": ["x-envoy-original-path"],
+                "typed_per_filter_config": cors,
+            }
+            if template == DOCUMENT_PATH:
+                served["metadata"] = _envelope_metadata(document=str(OPENAPI_DOCUMENT))
+            else:
+                served["metadata"] = _envelope_metadata(**_operation_facts(operation))
+            routes.append(served)
         options = {
             "match": {**path, "headers": [_method_matcher(["OPTIONS"])]},
             "route": _TO_SERVICE,
@@ -94,8 +115,16 @@ def rest_routes(methods_by_path: Mapping[str, Sequence[str]]) -> list[dict[str, 
             "metadata": _envelope_metadata(answer="405", allow=allow),
             "typed_per_filter_config": cors,
         }
-        routes += [served, options, other]
+        routes += [options, other]
     return routes
+
+
+def _operation_facts(operation: Mapping[str, Any]) -> dict[str, str]:
+    query = [item["name"] for item in operation.get("parameters", ()) if item["in"] == "query"]
+    facts = {"query": ",".join(query)}
+    if operation.get("x-journeys-streamed"):
+        facts["streamed"] = "true"
+    return facts
 
 
 def query_mappers(methods_by_path: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
@@ -136,12 +165,16 @@ def query_mappers(methods_by_path: Mapping[str, Sequence[str]]) -> list[dict[str
     return mappers
 
 
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def _methods(operations: Sequence[str]) -> list[str]:
-    """A path's methods as `Allow` lists them: its operations, GET with HEAD."""
-    methods = [method.upper() for method in operations]
+    """A path's methods as `Allow` lists them: its operations, GET with HEAD, in one order
+    for every path."""
+    methods = {method.upper() for method in operations}
     if "GET" in methods:
-        methods.insert(methods.index("GET") + 1, "HEAD")
-    return methods
+        methods.add("HEAD")
+    return sorted(methods, key=_METHOD_ORDER.index)
 
 
 def _allow(methods: Sequence[str]) -> str:
@@ -149,9 +182,10 @@ def _allow(methods: Sequence[str]) -> str:
 
 
 def _path_regex(template: str) -> str:
-    # `{externalId}` is one path segment. Anything else (a trailing slash, an empty id) is the
+    # `{externalId}` is one path segment; the transcoder takes the path with a trailing slash
+    # too, so its route (and the parameters it keeps) must. Anything else (an empty id) is the
     # transcoder's to judge, as for any unknown path.
-    return re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(template))
+    return re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(template)) + "/?"
 
 
 _TO_SERVICE = {"cluster": "journeys_grpc", "timeout": "30s"}

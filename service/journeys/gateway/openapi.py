@@ -4,7 +4,7 @@
 
 `make` runs this on the descriptor set it builds for Envoy (with source info, so the protos'
 comments become descriptions). Every operation comes from a `google.api.http` annotation of
-`UserJourneysService`; every schema from a message, with the JSON names, types and presence of
+the package's services; every schema from a message, with the JSON names, types and presence of
 the transcoder's JSON printing (`always_print_primitive_fields`, camelCase). What the protos do
 not say is the gateway's: the documented envelopes written by `gateway/envelope.lua`, the
 `X-API-Key` header, the error statuses, and the `null` that envelope.lua prints for an unset
@@ -29,11 +29,12 @@ from google.protobuf import descriptor_pb2
 from journeys.gateway.schemas import (
     HTTP_BODY,
     RAW_JSON_BODIES,
-    SERVICE,
+    STREAMED_DOCUMENTS,
     Builder,
     FieldProto,
     Index,
     Schema,
+    Service,
     fields_of,
     first_paragraph,
     is_required,
@@ -42,6 +43,7 @@ from journeys.gateway.schemas import (
 
 DOCUMENT_PATH = "/v1/user-journeys/openapi.json"
 TITLE = "GamifyHost User Journeys API"
+MAIN_SERVICE = "UserJourneysService"
 
 #: The error statuses every operation can answer, as the gateway writes them.
 ERRORS: dict[str, tuple[str, str]] = {
@@ -52,10 +54,15 @@ ERRORS: dict[str, tuple[str, str]] = {
         "`Offer has expired`.",
     ),
     "401": ("Unauthorized", "`Missing X-API-Key header` or `Invalid API key`."),
-    "403": ("Forbidden", "`API key has been revoked`."),
+    "403": (
+        "Forbidden",
+        "`API key has been revoked`; `This endpoint requires a secret key` (segments and "
+        "privacy operations called with a public key).",
+    ),
     "404": (
         "NotFound",
-        "`User not found`, `Offer not found`; `Not found` for an unknown path or method.",
+        "`User not found`, `Offer not found`, `Suppression not found`; `Not found` for an "
+        "unknown path or method.",
     ),
     "413": ("PayloadTooLarge", "`Request body too large` (bodies over 1 MiB)."),
     "429": ("TooManyRequests", "`Rate limit exceeded`; `Retry-After` says when to retry."),
@@ -72,7 +79,7 @@ _PATH_VARIABLE = re.compile(r"\{([a-z_][a-z0-9_.]*)(?:=\*)?\}")
 
 
 def _operation(
-    builder: Builder, index: Index, method: descriptor_pb2.MethodDescriptorProto
+    builder: Builder, index: Index, service: Service, method: descriptor_pb2.MethodDescriptorProto
 ) -> tuple[str, str, Schema]:
     rule = method.options.Extensions[annotations_pb2.http]
     verb = rule.WhichOneof("pattern")
@@ -105,8 +112,8 @@ def _operation(
         return "{" + item.json_name + "}"
 
     path = _PATH_VARIABLE.sub(path_parameter, template)
-    operation: Schema = {"operationId": method.name, "tags": ["UserJourneys"]}
-    summary = first_paragraph(index.method_comments.get(method.name, ""))
+    operation: Schema = {"operationId": method.name, "tags": [service.tag]}
+    summary = first_paragraph(service.method_comments.get(method.name, ""))
     if summary:
         operation["summary"] = summary
 
@@ -157,7 +164,15 @@ def _operation(
             "content": {"application/json": {"schema": body}},
         }
 
-    data = builder.ref(method.output_type, "response")
+    if method.server_streaming:
+        if method.output_type != HTTP_BODY or method.name not in STREAMED_DOCUMENTS:
+            raise ValueError(f"{method.name}: a stream that is no known JSON document")
+        # The service writes the whole document, envelope included; the gateway passes its
+        # chunks on as they come (gateway/config.py reads this mark).
+        operation["x-journeys-streamed"] = True
+        data = builder.ref(STREAMED_DOCUMENTS[method.name], "response")
+    else:
+        data = builder.ref(method.output_type, "response")
     responses: Schema = {
         "200": {
             "description": "Success: the documented envelope, `data` holding the result.",
@@ -222,17 +237,20 @@ def generate(descriptor_set: bytes) -> dict[str, Any]:
     `--include_source_info` adds descriptions)."""
     files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set).file
     index = Index.of(files)
-    if index.service is None:
-        raise ValueError(f"the descriptor set has no {SERVICE}")
+    if not index.services:
+        raise ValueError("the descriptor set has no service of the API")
     builder = Builder(index)
     paths: dict[str, Schema] = {}
-    for method in index.service.method:
-        if not method.options.HasExtension(annotations_pb2.http):
-            continue  # a gRPC-only call (TrackEvents: REST reaches TrackEventsJson instead)
-        path, verb, operation = _operation(builder, index, method)
-        if verb in paths.setdefault(path, {}):
-            raise ValueError(f"two operations for {verb.upper()} {path}")
-        paths[path][verb] = operation
+    # The documented API first, then the partner operations.
+    index.services.sort(key=lambda service: service.proto.name != MAIN_SERVICE)
+    for service in index.services:
+        for method in service.proto.method:
+            if not method.options.HasExtension(annotations_pb2.http):
+                continue  # a gRPC-only call (TrackEvents: REST reaches TrackEventsJson instead)
+            path, verb, operation = _operation(builder, index, service, method)
+            if verb in paths.setdefault(path, {}):
+                raise ValueError(f"two operations for {verb.upper()} {path}")
+            paths[path][verb] = operation
     paths[DOCUMENT_PATH] = {
         "get": {
             "operationId": "GetOpenApiDocument",
@@ -247,7 +265,8 @@ def generate(descriptor_set: bytes) -> dict[str, Any]:
             },
         }
     }
-    description = prose(index.service_comment)
+    main = index.service(MAIN_SERVICE)
+    description = prose(main.comment)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -263,7 +282,10 @@ def generate(descriptor_set: bytes) -> dict[str, Any]:
         },
         "servers": [{"url": "/", "description": "the gateway that serves this document"}],
         "security": [{"ApiKey": []}],
-        "tags": [{"name": "UserJourneys", "description": first_paragraph(index.service_comment)}],
+        "tags": [
+            {"name": service.tag, "description": first_paragraph(service.comment)}
+            for service in index.services
+        ],
         "paths": paths,
         "components": {
             "securitySchemes": {
@@ -272,8 +294,10 @@ def generate(descriptor_set: bytes) -> dict[str, Any]:
                     "in": "header",
                     "name": "X-API-Key",
                     "description": (
-                        "The partner's public key: `pk_live_…` (LIVE) or `pk_test_…` (TEST) "
-                        "followed by 32 lowercase hex characters."
+                        "The partner's key: `pk_live_…` / `sk_live_…` (LIVE) or `pk_test_…` / "
+                        "`sk_test_…` (TEST) followed by 32 lowercase hex characters. A public "
+                        "(`pk_`) key may ship in apps; a secret (`sk_`) key stays on the "
+                        "partner's servers and is needed for segments and privacy operations."
                     ),
                 }
             },

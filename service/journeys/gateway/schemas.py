@@ -11,9 +11,10 @@ from typing import Any
 from google.api import field_behavior_pb2
 from google.protobuf import descriptor_pb2
 
-from journeys.usecases import validation
+from journeys.usecases import segments, validation
 
-SERVICE = "gamifyhost.userjourneys.v1.UserJourneysService"
+#: The package whose services make the REST API.
+PACKAGE = "gamifyhost.userjourneys.v1"
 
 FieldProto = descriptor_pb2.FieldDescriptorProto
 Schema = dict[str, Any]
@@ -21,6 +22,8 @@ Schema = dict[str, Any]
 #: Response fields that print `null` while unset (the transcoder omits an unset message field;
 #: gateway/envelope.lua writes the documented `null` in its place).
 NULL_WHEN_UNSET = frozenset({"gamifyhost.userjourneys.v1.Offer.claimed_at"})
+#: `google.protobuf.Value` fields that hold a timestamp or `null`.
+TIMESTAMP_OR_NULL = frozenset({"gamifyhost.userjourneys.v1.GetSegmentSizesResponse.computed_at"})
 
 #: Well-known types in their proto3 JSON form.
 WELL_KNOWN: dict[str, Schema] = {
@@ -75,6 +78,9 @@ RAW_JSON_BODIES = {
         ".gamifyhost.userjourneys.v1.TrackEventsRequest"
     ),
 }
+#: Server-streaming methods whose `google.api.HttpBody` chunks make one JSON document, by
+#: the message that document is shaped like (its envelope's `data`).
+STREAMED_DOCUMENTS = {"ExportUser": ".gamifyhost.userjourneys.v1.UserExport"}
 #: The service's request rules (`validation.json_schemas`) by the message whose fields they
 #: govern. Every `externalId` of a path follows the rule of the ids it names.
 REQUEST_RULES = {
@@ -82,20 +88,34 @@ REQUEST_RULES = {
     "gamifyhost.userjourneys.v1.EventInput": "event",
     "gamifyhost.userjourneys.v1.TrackEventsRequest": "batch",
     "gamifyhost.userjourneys.v1.GetTimelineRequest": "timeline",
+    "gamifyhost.userjourneys.v1.ListSegmentMembersRequest": "segment_members",
 }
 _SCHEMAS = "#/components/schemas/"
 
 
 @dataclass
+class Service:
+    """One service of the API, with its comments."""
+
+    proto: descriptor_pb2.ServiceDescriptorProto
+    comment: str
+    method_comments: dict[str, str]
+
+    @property
+    def tag(self) -> str:
+        """The OpenAPI tag of its operations: `SegmentsService` is `Segments`."""
+        return self.proto.name.removesuffix("Service")
+
+
+@dataclass
 class Index:
-    """The descriptor set, indexed: messages by full name, comments by location path."""
+    """The descriptor set, indexed: messages by full name, comments by location path, the
+    API's services in the order of their files."""
 
     messages: dict[str, descriptor_pb2.DescriptorProto] = field(default_factory=dict)
     enums: dict[str, descriptor_pb2.EnumDescriptorProto] = field(default_factory=dict)
     comments: dict[str, str] = field(default_factory=dict)
-    service: descriptor_pb2.ServiceDescriptorProto | None = None
-    service_comment: str = ""
-    method_comments: dict[str, str] = field(default_factory=dict)
+    services: list[Service] = field(default_factory=list)
 
     @classmethod
     def of(cls, files: Iterable[descriptor_pb2.FileDescriptorProto]) -> Index:
@@ -111,14 +131,23 @@ class Index:
                 index._add_message(message, prefix, (4, position), located)
             for enum in file.enum_type:
                 index.enums[f"{prefix}.{enum.name}"] = enum
+            if file.package != PACKAGE:
+                continue
             for position, service in enumerate(file.service):
-                if f"{file.package}.{service.name}" != SERVICE:
-                    continue
-                index.service = service
-                index.service_comment = located.get((6, position), "")
-                for number, method in enumerate(service.method):
-                    index.method_comments[method.name] = located.get((6, position, 2, number), "")
+                index.services.append(
+                    Service(
+                        service,
+                        located.get((6, position), ""),
+                        {
+                            method.name: located.get((6, position, 2, number), "")
+                            for number, method in enumerate(service.method)
+                        },
+                    )
+                )
         return index
+
+    def service(self, name: str) -> Service:
+        return next(service for service in self.services if service.proto.name == name)
 
     def _add_message(
         self,
@@ -165,7 +194,10 @@ class Builder:
             validation.JSON_VALUE: validation.json_value_schema(_SCHEMAS)
         }
         self._roles: dict[str, str] = {}
-        self._rules = validation.json_schemas(_SCHEMAS)
+        self._rules = {
+            **validation.json_schemas(_SCHEMAS),
+            "segment_members": segments.query_schema(),
+        }
         #: Items of raw JSON bodies are checked one by one: one that breaks a rule is rejected
         #: alone, in the answer, not the request.
         self._lenient_items = {shape.lstrip(".") for shape in RAW_JSON_BODIES.values()}
@@ -228,6 +260,8 @@ class Builder:
         full = f"{message_name}.{item.name}"
         if role == "response" and full in NULL_WHEN_UNSET:
             schema = {"anyOf": [schema, {"type": "null"}]}
+        if full in TIMESTAMP_OR_NULL:
+            schema = {"anyOf": [WELL_KNOWN["google.protobuf.Timestamp"], {"type": "null"}]}
         description = prose(self._index.comments.get(f".{full}", ""))
         if description:
             # JSON Schema 2020-12 (OpenAPI 3.1) allows keywords beside `$ref`.

@@ -62,7 +62,8 @@ class JobStore:
         found: datetime | None = await self._connection.scalar(
             select(analytics_runs.c.as_of)
             .where(analytics_runs.c.status == "succeeded")
-            .order_by(analytics_runs.c.finished_at.desc())
+            # Finish times are whole seconds: of two runs finished in one, the later instant.
+            .order_by(analytics_runs.c.finished_at.desc(), analytics_runs.c.as_of.desc())
             .limit(1)
         )
         return found

@@ -3,11 +3,12 @@ the access log line) and the per-key rate limit."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -34,10 +35,20 @@ def _unary(handler: grpc.RpcMethodHandler[Any, Any] | None) -> bool:
     )
 
 
+def _server_streaming(handler: grpc.RpcMethodHandler[Any, Any] | None) -> bool:
+    return handler is not None and handler.unary_stream is not None
+
+
 def _with_behavior(
     handler: grpc.RpcMethodHandler[Any, Any], behavior: Callable[..., Any]
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    return grpc.unary_unary_rpc_method_handler(
+    """`handler` with another behaviour of the same kind (unary or server-streaming)."""
+    make = (
+        grpc.unary_stream_rpc_method_handler
+        if _server_streaming(handler)
+        else grpc.unary_unary_rpc_method_handler
+    )
+    return make(
         behavior,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
@@ -45,8 +56,9 @@ def _with_behavior(
 
 
 class RequestObserver(grpc.aio.ServerInterceptor):
-    """Counts, times and logs every unary call, and gives it a request id and a place for its
-    partner id. Streaming calls (health Watch, reflection) pass through unobserved."""
+    """Counts, times and logs every call of the API (a streamed one once it ends), and gives
+    it a request id and a place for its partner id. Health and reflection streams (Watch runs
+    for as long as a client watches) pass through unobserved."""
 
     def __init__(self) -> None:
         self._log = logging.getLogger(ACCESS_LOGGER)
@@ -55,24 +67,22 @@ class RequestObserver(grpc.aio.ServerInterceptor):
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        if handler is None or not _unary(handler) or handler.unary_unary is None:
-            return handler
         full_method: str = handler_call_details.method
         service, _, method = full_method.lstrip("/").rpartition("/")
+        streamed = _server_streaming(handler) and service not in QUIET_SERVICES
+        if handler is None or not (_unary(handler) or streamed):
+            return handler
         sent = metadata.value(handler_call_details.invocation_metadata, metadata.REQUEST_ID)
         request_id = sent or f"local-{uuid.uuid4()}"
-        behavior: Callable[..., Any] = handler.unary_unary
         level = logging.DEBUG if service in QUIET_SERVICES else logging.INFO
 
-        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        @contextlib.contextmanager
+        def observing(context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[None]:
             with observability.handling(request_id) as info:
                 started = time.perf_counter()
                 failed = False
                 try:
-                    result = behavior(request, context)
-                    if inspect.isawaitable(result):
-                        result = await result
-                    return result
+                    yield
                 except BaseException:
                     failed = True
                     raise
@@ -100,6 +110,30 @@ class RequestObserver(grpc.aio.ServerInterceptor):
                             },
                         )
 
+        if streamed:
+            # grpc's stubs type the handler's behaviours as synchronous ones.
+            stream: Callable[..., AsyncIterator[Any]] = handler.unary_stream  # type: ignore[assignment]
+
+            async def observed_stream(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                with observing(context):
+                    async for message in stream(request, context):
+                        yield message
+
+            return _with_behavior(handler, observed_stream)
+
+        behavior: Callable[..., Any] | None = handler.unary_unary
+        if behavior is None:
+            return handler
+
+        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            with observing(context):
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    result = await result
+                return result
+
         return _with_behavior(handler, observed)
 
 
@@ -117,7 +151,9 @@ class RateLimit(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         service = handler_call_details.method.lstrip("/").rpartition("/")[0]
-        if handler is None or not _unary(handler) or service not in self._services:
+        if handler is None or service not in self._services:
+            return handler
+        if not (_unary(handler) or _server_streaming(handler)):
             return handler
         key = metadata.value(handler_call_details.invocation_metadata, metadata.API_KEY)
         wait = self._limiter.acquire(key or "")
@@ -128,7 +164,13 @@ class RateLimit(grpc.aio.ServerInterceptor):
         async def refused(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             await status.abort(context, status.for_error(error), status.trailers(error))
 
-        return _with_behavior(handler, refused)
+        async def refused_stream(
+            _request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            await status.abort(context, status.for_error(error), status.trailers(error))
+            yield  # pragma: no cover - abort raises; this makes the function a generator
+
+        return _with_behavior(handler, refused_stream if _server_streaming(handler) else refused)
 
 
 def _code(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:

@@ -84,6 +84,17 @@ def segment_query(
     )
 
 
+def query_schema() -> dict[str, validation.Schema]:
+    """GET /users' query rules as JSON Schema, by parameter (see `validation.json_schemas`)."""
+    return {
+        "lifecycleStage": {"type": "string", "enum": ["", *LifecycleStage]},
+        "engagementTier": {"type": "string", "enum": ["", *EngagementTier]},
+        "minChurnRisk": {"type": "integer", "minimum": 0, "maximum": 100},
+        "limit": {"type": "integer", "minimum": 1, "maximum": MEMBERS_LIMIT_MAX},
+        "cursor": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
+    }
+
+
 class Segments:
     def __init__(self, database: Database) -> None:
         self._db = database
