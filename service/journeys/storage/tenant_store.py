@@ -8,6 +8,7 @@ from journeys.storage.activity import ActivityReads
 from journeys.storage.catalogue import Catalogue
 from journeys.storage.connection import StoreConnection
 from journeys.storage.erasure import Erasures
+from journeys.storage.export import Exports
 from journeys.storage.ingest import Ingestion
 from journeys.storage.members import Members
 from journeys.storage.offers import Offers
@@ -27,6 +28,7 @@ class TenantStore(
     Catalogue,
     Erasures,
     Suppressions,
+    Exports,
 ):
     def __init__(self, connection: StoreConnection, tenant: Tenant) -> None:
         super().__init__(connection, TenantScope(tenant))

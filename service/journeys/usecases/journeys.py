@@ -84,10 +84,7 @@ class Journeys:
         now = self._clock()
         async with self._db.transaction(write=False) as tx:
             store = tx.tenant(await authenticate(tx.keys, caller))
-            record = await _existing(store, external_id)
-            activity = await store.activity(record, now)
-            journey = tuple(await store.journey(record.id))
-        return profiles.view(record, activity, now, advise=True, journey=journey)
+            return await detailed_view(store, external_id, now)
 
     async def get_offers(self, caller: Caller, external_id: str) -> list[OfferRecord]:
         now = self._clock()
@@ -200,6 +197,14 @@ def _rejected(index: int, error: InvalidArgument) -> ItemResult:
     """An item's error names its field and rule, without the request-level prefix."""
     description = error.violation.description if error.violation else error.message
     return ItemResult(index, "rejected", error=description)
+
+
+async def detailed_view(store: TenantStore, external_id: str, now: datetime) -> UserView:
+    """The profile as GET /users/{externalId} shows it: with advice and recent journey."""
+    record = await _existing(store, external_id)
+    activity = await store.activity(record, now)
+    journey = tuple(await store.journey(record.id))
+    return profiles.view(record, activity, now, advise=True, journey=journey)
 
 
 def _canonical_uuid(value: str) -> str | None:
