@@ -53,9 +53,7 @@ async def seed_user(database: Database, key: str, external_id: str) -> None:
         for days in (0, 1, 2, 35, 70, 400)
     ]
     others = [
-        EventInput(
-            external_id, "CAMPAIGN", "join", 0, rfc3339(NOW), "", {"campaignId": "spring"}
-        ),
+        EventInput(external_id, "CAMPAIGN", "join", 0, rfc3339(NOW), "", {"campaignId": "spring"}),
         EventInput(external_id, "POINTS", "bonus", 100, rfc3339(NOW - timedelta(days=1))),
     ]
     await api.track_events(Caller(key), [*plays, *others])

@@ -87,7 +87,7 @@ def test_erasure_removes_every_row_about_the_user_and_nothing_else(database_url:
     }
     before = rows_mentioning(database_url, erased_id)
     others_before = {name: rows_mentioning(database_url, uid) for name, uid in untouched.items()}
-    assert USER_TABLES <= set(before), f"the seed must reach every table: {before}"
+    assert set(before) >= USER_TABLES, f"the seed must reach every table: {before}"
     assert _events_tables(before) > 0
     if engine_of(database_url) == "postgresql":
         assert sum(1 for name in before if name.startswith("events_")) >= 2, (
