@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import sqlite3
 from pathlib import Path
 
 import pytest
+from journeys.domain import EventInput, UserChanges
+from journeys.storage.database import Database
+from journeys.usecases import Journeys
+from journeys.usecases.auth import Caller
 from sqlalchemy.engine import make_url
 
-from scripts.stack import journeys, migrate
+from scripts.stack import journeys, migrate, sql
 
 KEY = re.compile(r"pk_(test|live)_[0-9a-f]{32}")
 SECRET_KEY = re.compile(r"sk_(test|live)_[0-9a-f]{32}")
@@ -111,3 +117,62 @@ def test_the_database_holds_only_key_digests(env: dict[str, str]) -> None:
 def test_migrate_is_idempotent(env: dict[str, str]) -> None:
     assert journeys("migrate", env=env).returncode == 0
     assert journeys("migrate", env=env).returncode == 0
+
+
+def _seed_user(env: dict[str, str], partner: str, external_id: str) -> None:
+    key = journeys(
+        "keys", "create", "--partner", partner, "--environment", "test", env=env
+    ).stdout.splitlines()[-1]
+
+    async def seed() -> None:
+        async with Database(env["JOURNEYS_DATABASE_URL"]) as database:
+            api = Journeys(database)
+            await api.track_user(Caller(key), UserChanges(external_id=external_id))
+            await api.track_event(Caller(key), EventInput(external_id, "GAME_PLAY", "spin", 5))
+
+    asyncio.run(seed())
+
+
+def test_privacy_export_writes_the_users_data_as_json(env: dict[str, str]) -> None:
+    _seed_user(env, "acme", "user-1")
+
+    exported = journeys(
+        "privacy", "export", "--partner", "acme", "--environment", "test", "user-1", env=env
+    )
+
+    assert exported.returncode == 0, exported.stderr
+    data = json.loads(exported.stdout)
+    assert list(data) == ["profile", "events", "offers", "journey"]
+    assert data["profile"]["externalId"] == "user-1"
+    assert [event["eventType"] for event in data["events"]] == ["spin"]
+
+
+def test_privacy_delete_erases_and_suppresses(env: dict[str, str]) -> None:
+    _seed_user(env, "acme", "user-1")
+    user = ("--partner", "acme", "--environment", "test")
+
+    erased = journeys("privacy", "delete", *user, "--suppress", "user-1", env=env)
+    again = journeys("privacy", "delete", *user, "user-1", env=env)
+    export = journeys("privacy", "export", *user, "user-1", env=env)
+    live = journeys(
+        "privacy", "delete", "--partner", "acme", "--environment", "live", "user-1", env=env
+    )
+
+    assert erased.returncode == 0, erased.stderr
+    # Rows removed: the profile, its event and its day.
+    assert re.fullmatch(
+        r"erased user 'user-1' at \S+Z: 3 rows removed, id suppressed\n", erased.stdout
+    )
+    assert (again.returncode, again.stderr) == (1, "error: User not found\n")
+    assert (export.returncode, export.stderr, export.stdout) == (1, "error: User not found\n", "")
+    assert (live.returncode, live.stderr) == (1, "error: User not found\n")
+    assert sql(env["JOURNEYS_DATABASE_URL"], "SELECT count(*) FROM suppressions") == [(1,)]
+
+
+def test_privacy_commands_refuse_an_unknown_partner(env: dict[str, str]) -> None:
+    for action in ("delete", "export"):
+        result = journeys(
+            "privacy", action, "--partner", "nobody", "--environment", "test", "user-1", env=env
+        )
+
+        assert (result.returncode, result.stderr) == (1, "error: Partner not found\n")

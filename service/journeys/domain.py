@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -245,3 +246,18 @@ class StageTransitionView:
     from_stage: str
     to_stage: str
     at: datetime
+
+
+def external_id_digest(external_id: str) -> str:
+    """How an erased user's id is kept on the suppression list and in the erasure record:
+    SHA-256, hex. The id itself is what the partner asked us to forget."""
+    return hashlib.sha256(external_id.encode()).hexdigest()
+
+
+class SuppressedExternalIds(Exception):
+    """Storage refused to create profiles for ids on the tenant's suppression list. Whatever
+    the refused call had written is gone again, so the transaction may go on without them."""
+
+    def __init__(self, external_ids: frozenset[str]) -> None:
+        super().__init__(f"{len(external_ids)} suppressed external id(s)")
+        self.external_ids = external_ids

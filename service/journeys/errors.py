@@ -81,6 +81,15 @@ class SecretKeyRequired(JourneysError):
         super().__init__("This endpoint requires a secret key")
 
 
+class ExternalIdErased(InvalidArgument):
+    """The id was erased with suppression: no profile may be made for it again."""
+
+    reason = "EXTERNAL_ID_ERASED"
+
+    def __init__(self) -> None:
+        super().__init__(FieldViolation("externalId", "externalId has been erased"))
+
+
 class NotFound(JourneysError):
     reason = "NOT_FOUND"
 
@@ -97,6 +106,22 @@ class OfferNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("Offer not found")
+
+
+class SuppressionNotFound(NotFound):
+    reason = "SUPPRESSION_NOT_FOUND"
+
+    def __init__(self) -> None:
+        super().__init__("Suppression not found")
+
+
+class PartnerNotFound(NotFound):
+    """An operator named a partner that does not exist (the command line only)."""
+
+    reason = "PARTNER_NOT_FOUND"
+
+    def __init__(self) -> None:
+        super().__init__("Partner not found")
 
 
 class FailedPrecondition(JourneysError):

@@ -1,12 +1,13 @@
 """`journeys`: serve the API, migrate the database, manage partner keys, run the analytics
-job and manage offer catalogues. One module per command group; each adds its parsers."""
+job, manage offer catalogues and erase or export a user's data.
+One module per command group; each adds its parsers."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
-from journeys.cli import analytics, catalogue, database, dev, keys, serve
+from journeys.cli import analytics, catalogue, database, dev, keys, privacy, serve
 from journeys.config import Settings
 from journeys.observability import configure_logging
 
@@ -24,6 +25,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="journeys", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    for group in (serve, database, keys, analytics, dev, catalogue):
+    for group in (serve, database, keys, analytics, dev, catalogue, privacy):
         group.add_commands(commands)
     return parser

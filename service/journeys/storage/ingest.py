@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, case, delete, select, text, update
 
-from journeys.domain import EventRecord, NewEvent, StoredEvent
+from journeys.domain import EventRecord, NewEvent, StoredEvent, SuppressedExternalIds
 from journeys.storage.bulk import BulkInsert
 from journeys.storage.connection import StoreConnection
 from journeys.storage.dialect import per_dialect
@@ -28,6 +28,7 @@ from journeys.storage.schema import (
     users,
 )
 from journeys.storage.scope import ScopedStore, TenantScope
+from journeys.storage.suppressions import suppressed_among
 
 
 class Ingestion(ScopedStore):
@@ -38,7 +39,9 @@ class Ingestion(ScopedStore):
         """Stores a batch set-wise: a few statements whatever its size. An event whose
         `messageId` is already stored (by this batch, an earlier one, or a concurrent one) is
         not stored again; its original comes back with `is_new=False`. The `message_ids` key
-        decides, so there is no read-then-write race."""
+        decides, so there is no read-then-write race. A batch that would create a profile
+        for a suppressed id raises `SuppressedExternalIds` having written nothing, so the
+        caller may record the batch again without those ids."""
         user_ids, created = await self._ensure_users(drafts, now)
         rows = [
             {
@@ -184,7 +187,14 @@ class Ingestion(ScopedStore):
                 )
             ).scalars()
         )
-        return ids | await self._user_ids(missing), created
+        ids |= await self._user_ids(missing)
+        refused = await suppressed_among(
+            self._connection, self._scope, [eid for eid in missing if ids.get(eid) in created]
+        )
+        if refused:
+            await self._drop_users_without_events(created)
+            raise SuppressedExternalIds(frozenset(refused))
+        return ids, created
 
     _USER_IDS = select(users.c.external_id, users.c.id).where(
         TenantScope.of(users), users.c.external_id.in_(bindparam("external_ids", expanding=True))

@@ -8,11 +8,18 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, String, Table, and_, bindparam, case, select
 
-from journeys.domain import EventRecord, UserChanges, UserCounters, UserRecord
+from journeys.domain import (
+    EventRecord,
+    SuppressedExternalIds,
+    UserChanges,
+    UserCounters,
+    UserRecord,
+)
 from journeys.storage.dialect import insert_for
 from journeys.storage.rows import event_record, user_record
 from journeys.storage.schema import events, users
 from journeys.storage.scope import ScopedStore, TenantScope
+from journeys.storage.suppressions import suppressed_among
 
 PROFILE_FIELDS = ("display_name", "email", "phone", "country", "device", "source")
 #: A profile's natural key: the conflict target of every insert of a user.
@@ -52,7 +59,8 @@ class Profiles(ScopedStore):
 
     async def upsert_user(self, changes: UserChanges, now: datetime) -> None:
         """Creates the profile or updates exactly the fields that were sent, in one statement,
-        so two concurrent first writes of one user cannot both insert."""
+        so two concurrent first writes of one user cannot both insert. A profile it creates
+        for a suppressed id raises `SuppressedExternalIds` (the caller rolls back)."""
         sent: dict[str, Any] = {
             name: value for name in PROFILE_FIELDS if (value := getattr(changes, name)) is not None
         }
@@ -77,7 +85,16 @@ class Profiles(ScopedStore):
                 "updated_at": excluded.updated_at,
             },
         )
-        await self._connection.execute(statement)
+        # Only an insert leaves the two equal (an update moves `updated_at` on), so a user
+        # who exists already is not looked up on the suppression list.
+        created = (
+            await self._connection.execute(
+                statement.returning(users.c.created_at == users.c.updated_at)
+            )
+        ).scalar_one()
+        external_id = changes.external_id
+        if created and await suppressed_among(self._connection, self._scope, [external_id]):
+            raise SuppressedExternalIds(frozenset([external_id]))
 
     _USER_BY_EXTERNAL_ID = select(users).where(
         TenantScope.of(users), users.c.external_id == bindparam("external_id", type_=String())

@@ -15,6 +15,7 @@ from journeys.domain import (
     EventRecord,
     JsonObject,
     OfferRecord,
+    StageTransitionView,
     UserChanges,
 )
 from journeys.errors import InvalidArgument
@@ -97,13 +98,16 @@ def user_detail(view: UserView) -> user_journeys_service_pb2.GetUserResponse:
         user_pb2.Recommendation(priority=item.priority, name=item.name, reason=item.reason)
         for item in view.recommendations
     )
-    message.journey.extend(
-        user_pb2.StageTransition(
-            from_stage=item.from_stage, to_stage=item.to_stage, at=timestamp(item.at)
-        )
-        for item in view.journey
-    )
+    message.journey.extend(stage_transition(item) for item in view.journey)
     return message
+
+
+def stage_transition(transition: StageTransitionView) -> user_pb2.StageTransition:
+    return user_pb2.StageTransition(
+        from_stage=transition.from_stage,
+        to_stage=transition.to_stage,
+        at=timestamp(transition.at),
+    )
 
 
 def event_input(message: event_pb2.EventInput) -> EventInput:

@@ -1,6 +1,6 @@
 """Turning a presented API key into the tenant it may act for, and deciding what the key's
 kind allows: every operation takes any valid key, the partner operations (Part C) a secret
-one."""
+one. An operator at the command line acts for a partner by name, with no key at all."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from journeys.domain import Environment, KeyKind, Tenant
-from journeys.errors import InvalidApiKey, MissingApiKey, RevokedApiKey, SecretKeyRequired
+from journeys.errors import (
+    InvalidApiKey,
+    MissingApiKey,
+    PartnerNotFound,
+    RevokedApiKey,
+    SecretKeyRequired,
+)
 from journeys.storage.key_store import KeyStore
 from journeys.usecases import apikeys
 
@@ -42,6 +48,28 @@ async def authenticate(
     if needs is KeyKind.SECRET and key.kind is not KeyKind.SECRET:
         raise SecretKeyRequired
     return Tenant(key.partner_id, key.environment)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Someone running the service, acting for one partner's environment directly (the
+    command line): trusted as a secret key would be."""
+
+    partner: str
+    environment: Environment
+
+
+Actor = Caller | Operator
+
+
+async def tenant_of(keys: KeyStore, actor: Actor, *, needs: KeyKind = KeyKind.PUBLIC) -> Tenant:
+    """The tenant an API caller (by its key) or an operator (by partner name) acts for."""
+    if isinstance(actor, Caller):
+        return await authenticate(keys, actor, needs=needs)
+    partner_id = await keys.partner_id(actor.partner)
+    if partner_id is None:
+        raise PartnerNotFound
+    return Tenant(partner_id, actor.environment)
 
 
 async def create_key(

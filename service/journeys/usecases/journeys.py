@@ -15,11 +15,13 @@ from journeys.domain import (
     NewEvent,
     OfferRecord,
     StoredEvent,
+    SuppressedExternalIds,
     UserChanges,
     UserRecord,
     utc_now,
 )
 from journeys.errors import (
+    ExternalIdErased,
     InvalidArgument,
     OfferExpired,
     OfferNotActive,
@@ -70,7 +72,10 @@ class Journeys:
             tenant = await authenticate(tx.keys, caller)
             changes = validation.user_changes(raw)
             store = tx.tenant(tenant)
-            await store.upsert_user(changes, now)
+            try:
+                await store.upsert_user(changes, now)
+            except SuppressedExternalIds:
+                raise ExternalIdErased from None
             record = await _existing(store, changes.external_id)
             activity = await store.activity(record, now)
         return profiles.view(record, activity, now)
@@ -79,10 +84,7 @@ class Journeys:
         now = self._clock()
         async with self._db.transaction(write=False) as tx:
             store = tx.tenant(await authenticate(tx.keys, caller))
-            record = await _existing(store, external_id)
-            activity = await store.activity(record, now)
-            journey = tuple(await store.journey(record.id))
-        return profiles.view(record, activity, now, advise=True, journey=journey)
+            return await detailed_view(store, external_id, now)
 
     async def get_offers(self, caller: Caller, external_id: str) -> list[OfferRecord]:
         now = self._clock()
@@ -138,7 +140,10 @@ class Journeys:
         async with self._db.transaction(write=True) as tx:
             store = tx.tenant(await authenticate(tx.keys, caller))
             event = validation.new_event(raw, now)
-            (stored,) = await store.record_events([event], now)
+            try:
+                (stored,) = await store.record_events([event], now)
+            except SuppressedExternalIds:
+                raise ExternalIdErased from None
             return stored
 
     async def track_events(
@@ -160,13 +165,21 @@ class Journeys:
                     )
                     valid.append((index, validation.new_event(typed, now)))
                 except InvalidArgument as error:
-                    description = error.violation.description if error.violation else error.message
-                    results[index] = ItemResult(index, "rejected", error=description)
-            if valid:
-                stored = await store.record_events([event for _, event in valid], now)
+                    results[index] = _rejected(index, error)
+            while valid:
+                try:
+                    stored = await store.record_events([event for _, event in valid], now)
+                except SuppressedExternalIds as refused:
+                    # Nothing of the batch was written: it goes again without those items.
+                    for index, event in valid:
+                        if event.external_id in refused.external_ids:
+                            results[index] = _rejected(index, ExternalIdErased())
+                    valid = [item for item in valid if results[item[0]] is None]
+                    continue
                 for (index, _), outcome in zip(valid, stored, strict=True):
                     status = "accepted" if outcome.is_new else "duplicate"
                     results[index] = ItemResult(index, status, event_id=outcome.event.id)
+                break
         return BatchOutcome(tuple(result for result in results if result is not None))
 
     async def get_timeline(
@@ -178,6 +191,20 @@ class Journeys:
             user = await _existing(store, external_id)
             events = await store.timeline(user.id, page_number, page_size)
         return TimelinePage(tuple(events), page_number, page_size, user.total_events)
+
+
+def _rejected(index: int, error: InvalidArgument) -> ItemResult:
+    """An item's error names its field and rule, without the request-level prefix."""
+    description = error.violation.description if error.violation else error.message
+    return ItemResult(index, "rejected", error=description)
+
+
+async def detailed_view(store: TenantStore, external_id: str, now: datetime) -> UserView:
+    """The profile as GET /users/{externalId} shows it: with advice and recent journey."""
+    record = await _existing(store, external_id)
+    activity = await store.activity(record, now)
+    journey = tuple(await store.journey(record.id))
+    return profiles.view(record, activity, now, advise=True, journey=journey)
 
 
 def _canonical_uuid(value: str) -> str | None:
