@@ -451,3 +451,11 @@ def test_same_message_id_from_concurrent_clients_stores_one_event(
     assert [response.status_code for response in results] == [200] * 8
     assert len({response.json()["data"]["event"]["id"] for response in results}) == 1
     assert profile(http, key, "race")["totalEvents"] == 1
+
+
+def test_the_last_possible_page_is_empty_not_an_error(http: httpx.Client, key: str) -> None:
+    track(http, key, [play("far")])
+
+    page = timeline(http, key, "far", "?page=2147483647&limit=100")
+
+    assert (page["events"], page["page"], page["total"]) == ([], 2147483647, 1)

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, Table, and_, bindparam, case, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    select,
+)
 
 from journeys.domain import (
     EventRecord,
@@ -116,7 +126,8 @@ class Profiles(ScopedStore):
         .where(TenantScope.of(events), events.c.user_id == bindparam("user_id"))
         .order_by(events.c.occurred_at.desc(), events.c.seq.desc())
         .limit(bindparam("limit", type_=Integer()))
-        .offset(bindparam("offset", type_=Integer()))
+        # (page - 1) * limit exceeds 32 bits for a page near int32's top.
+        .offset(bindparam("offset", type_=BigInteger()))
     )
 
     async def timeline(self, user_id: str, page: int, limit: int) -> list[EventRecord]:
