@@ -494,9 +494,15 @@ function envoy_on_request(request_handle)
   -- The transcoder binds any query parameter to a request field of the same name
   -- (`?displayName=` on POST /users, `?events.externalId=` on POST /track, `?externalId=`
   -- over the path's id): drop every query parameter the API does not define.
-  -- The route names its operation's parameters (journeys/gateway/config.py).
+  -- The route names its operation's parameters (journeys/gateway/config.py), and whether the
+  -- service streams the document itself. Noted for the response now: the transcoder turns
+  -- the path into the gRPC method's, and the response sees the route of that path.
+  local route = request_handle:metadata()
+  if route:get("streamed") then
+    request_handle:streamInfo():dynamicMetadata():set("journeys", "streamed", true)
+  end
   local kept, allowed = {}, {}
-  for name in (request_handle:metadata():get("query") or ""):gmatch("[^,]+") do
+  for name in (route:get("query") or ""):gmatch("[^,]+") do
     allowed[name] = true
   end
   for pair in query:gmatch("[^&]+") do
@@ -568,7 +574,7 @@ function envoy_on_response(response_handle)
   for _, name in ipairs(GRPC_HEADERS) do
     headers:remove(name)
   end
-  if status < 400 and response_handle:metadata():get("streamed") then
+  if status < 400 and meta ~= nil and meta["streamed"] then
     -- The service writes this document whole, envelope included: it passes as it streams,
     -- never held here (an export can be far larger than any buffer).
     return
