@@ -38,7 +38,7 @@ DOCUMENTED = {
     Code.RESOURCE_EXHAUSTED,
 }
 MESSAGES = {
-    Code.NOT_FOUND: {"User not found", "Offer not found"},
+    Code.NOT_FOUND: {"User not found", "Offer not found", "Suppression not found"},
     Code.FAILED_PRECONDITION: {"Offer is no longer active", "Offer has expired"},
 }
 

@@ -3,8 +3,9 @@
 Partner A (TEST) owns user `shared_user` with a profile, events and offers. An intruder — another
 partner in the same environment, another partner in the other environment, or A's own key of
 the other environment — uses the very same ids: it never sees A's data (404), never changes it,
-never collides with A's idempotency keys, and can never claim A's offer. A revoked key is
-refused (403) on every endpoint and writes nothing.
+never collides with A's idempotency keys, and can never claim A's offer. With a secret key it
+never lists, exports, erases or suppresses A's users. A revoked key is refused (403) on every
+endpoint and writes nothing; a public key is refused (403) every partner operation.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from typing import Any
 import grpc
 import pytest
 from gamifyhost.userjourneys.v1 import event_pb2
+from gamifyhost.userjourneys.v1 import privacy_service_pb2 as privacy_pb
+from gamifyhost.userjourneys.v1 import privacy_service_pb2_grpc as privacy_pb_grpc
+from gamifyhost.userjourneys.v1 import segments_service_pb2 as segments_pb
+from gamifyhost.userjourneys.v1 import segments_service_pb2_grpc as segments_pb_grpc
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
-from journeys.domain import Environment
+from journeys.domain import Environment, KeyKind
 
 from scripts.stack import Stack, journeys
 from tests.conftest import KeyFactory
@@ -368,3 +373,130 @@ def test_a_revoked_key_is_403_on_every_endpoint_and_writes_nothing(
         envelope(send(stack, "GET", f"{USERS}/{unknown}", key=second), {404}, {"User not found"})
     # Revocation is per key: the same partner's LIVE key still works.
     envelope(send(stack, "GET", f"{USERS}/{USER}", key=live), {404}, {"User not found"})
+
+
+# --- partner operations (secret keys) ---------------------------------------------------------
+
+PART_C_REST: list[tuple[str, str]] = [
+    ("GET", f"{BASE}/segments"),
+    ("GET", USERS),
+    ("GET", f"{USERS}?lifecycleStage=new"),
+    ("GET", f"{USERS}/{USER}/export"),
+    ("DELETE", f"{USERS}/{USER}"),
+    ("DELETE", f"{USERS}/{USER}?suppress=true"),
+    ("DELETE", f"{BASE}/suppressions/{USER}"),
+]
+
+
+def _part_c_grpc(channel: grpc.Channel, key: str) -> list[tuple[str, Any]]:
+    """Every Part C call over gRPC: (name, (code, details)), or the answer when it is OK."""
+    segments = segments_pb_grpc.SegmentsServiceStub(channel)
+    privacy = privacy_pb_grpc.PrivacyServiceStub(channel)
+    metadata = (("x-api-key", key),)
+    calls: list[tuple[str, Callable[[], Any]]] = [
+        (
+            "GetSegmentSizes",
+            lambda: segments.GetSegmentSizes(
+                segments_pb.GetSegmentSizesRequest(), metadata=metadata
+            ),
+        ),
+        (
+            "ListSegmentMembers",
+            lambda: segments.ListSegmentMembers(
+                segments_pb.ListSegmentMembersRequest(), metadata=metadata
+            ),
+        ),
+        (
+            "ExportUser",
+            lambda: list(
+                privacy.ExportUser(
+                    privacy_pb.ExportUserRequest(external_id=USER), metadata=metadata
+                )
+            ),
+        ),
+        (
+            "DeleteUser",
+            lambda: privacy.DeleteUser(
+                privacy_pb.DeleteUserRequest(external_id=USER, suppress=True), metadata=metadata
+            ),
+        ),
+        (
+            "DeleteSuppression",
+            lambda: privacy.DeleteSuppression(
+                privacy_pb.DeleteSuppressionRequest(external_id=USER), metadata=metadata
+            ),
+        ),
+    ]
+    outcomes: list[tuple[str, Any]] = []
+    for name, call in calls:
+        try:
+            outcomes.append((name, call()))
+        except grpc.RpcError as error:
+            outcomes.append((name, (error.code(), error.details())))
+    return outcomes
+
+
+@pytest.mark.parametrize("intruder", list(INTRUDERS))
+def test_an_intruders_secret_key_never_lists_exports_or_erases_the_owners_users(
+    world: World, new_key: KeyFactory, intruder: str
+) -> None:
+    environment, same_partner = INTRUDERS[intruder]
+    key = new_key(environment, world.partner_name if same_partner else None, KeyKind.SECRET)
+    stack = world.stack
+    before = world.state()
+
+    sizes = envelope(send(stack, "GET", f"{BASE}/segments", key=key), {200})
+    listed = envelope(send(stack, "GET", USERS, key=key), {200})
+    replies = {
+        f"{method} {path}": send(stack, method, path, key=key) for method, path in PART_C_REST[3:]
+    }
+    grpc_outcomes = []
+    for target in (stack.direct_target, stack.gateway_target):
+        with grpc.insecure_channel(target) as channel:
+            grpc_outcomes += _part_c_grpc(channel, key)
+
+    assert sum(sizes["stages"].values()) == sum(sizes["tiers"].values()) == 0
+    assert listed == {"users": [], "nextCursor": ""}
+    for name, reply in replies.items():
+        expected = "Suppression not found" if "suppressions" in name else "User not found"
+        try:
+            envelope(reply, {404}, {expected})
+        except AssertionError as error:
+            raise AssertionError(f"{name}: {error}") from error
+    for name, outcome in grpc_outcomes:
+        if name == "GetSegmentSizes":
+            assert sum(field for _, field in outcome.stages.ListFields()) == 0
+        elif name == "ListSegmentMembers":
+            assert list(outcome.users) == []
+        else:
+            expected = "Suppression not found" if name == "DeleteSuppression" else "User not found"
+            assert outcome == (grpc.StatusCode.NOT_FOUND, expected), name
+    # The owner's user is untouched, and was not suppressed either: it still takes writes.
+    assert world.state() == before
+    envelope(send(stack, "POST", USERS, key=world.owner, body=_json({"externalId": USER})), {200})
+
+
+def test_public_and_revoked_keys_are_refused_every_partner_operation(
+    world: World, new_key: KeyFactory
+) -> None:
+    stack = world.stack
+    secret = new_key(Environment.TEST, world.partner_name, KeyKind.SECRET)
+    revoked = journeys("keys", "revoke", secret, env=stack.env())
+    assert revoked.returncode == 0, revoked.stderr
+    before = world.state()
+
+    for key, message in (
+        (world.owner, "This endpoint requires a secret key"),
+        (secret, "API key has been revoked"),
+    ):
+        for method, path in PART_C_REST:
+            try:
+                envelope(send(stack, method, path, key=key), {403}, {message})
+            except AssertionError as error:
+                raise AssertionError(f"{method} {path}: {error}") from error
+        for target in (stack.direct_target, stack.gateway_target):
+            with grpc.insecure_channel(target) as channel:
+                for name, outcome in _part_c_grpc(channel, key):
+                    assert outcome == (grpc.StatusCode.PERMISSION_DENIED, message), name
+
+    assert world.state() == before

@@ -307,6 +307,9 @@ def test_get_profile(api: Api, known_user: str, segment: str, pairs: list[tuple[
         data = envelope(reply, {200})
         assert data["externalId"] == known_user, "the path names the user, never the query"
         assert list(data) == [*PROFILE_KEYS, "recommendations", "journey"]
+    elif segment == "":
+        # GET /users/ is the members list, for secret keys only.
+        envelope(reply, {403} | too_long(target), {"This endpoint requires a secret key", TOO_LONG})
     else:
         envelope(reply, {404} | too_long(target), {"User not found", "Not found", TOO_LONG})
 
@@ -375,6 +378,14 @@ def test_claim(
 
 
 ROUTES = {("POST", USERS), ("POST", f"{BASE}/events"), ("POST", f"{BASE}/track")}
+#: The partner operations, refused to this test's public key.
+SECRET_ROUTES = {
+    ("GET", USERS),
+    ("GET", f"{BASE}/segments"),
+    ("DELETE", f"{USERS}/x"),
+    ("GET", f"{USERS}/x/export"),
+    ("DELETE", f"{BASE}/suppressions/x"),
+}
 
 
 @FUZZ
@@ -389,6 +400,9 @@ ROUTES = {("POST", USERS), ("POST", f"{BASE}/events"), ("POST", f"{BASE}/track")
             f"{USERS}/x/offers/o/claim",
             f"{BASE}/events",
             f"{BASE}/track",
+            f"{BASE}/segments",
+            f"{USERS}/x/export",
+            f"{BASE}/suppressions/x",
             f"{USERS}/x/y",
             f"{BASE}/nothing",
             "/",
@@ -404,9 +418,11 @@ def test_any_method_on_any_path(api: Api, method: str, path: str, body: bytes | 
         assert method == "OPTIONS", "only OPTIONS answers without content"
         assert reply.body == b""
         return
-    envelope(reply, {200, 400, 404, 405, 501})
+    envelope(reply, {200, 400, 403, 404, 405, 501})
     if reply.status == 200:
         assert (method, path) in ROUTES, "only the documented routes answer"
+    if reply.status == 403:
+        assert (method, path) in SECRET_ROUTES, "only partner operations need a secret key"
 
 
 ENDPOINTS = [
@@ -417,6 +433,11 @@ ENDPOINTS = [
     ("GET", f"{USERS}/k/timeline", None),
     ("GET", f"{USERS}/k/offers", None),
     ("POST", f"{USERS}/k/offers/o/claim", None),
+    ("GET", f"{BASE}/segments", None),
+    ("GET", USERS, None),
+    ("DELETE", f"{USERS}/k", None),
+    ("GET", f"{USERS}/k/export", None),
+    ("DELETE", f"{BASE}/suppressions/k", None),
 ]
 
 
