@@ -1,16 +1,22 @@
 """Schemathesis hooks for `test_schemathesis.py` (loaded through SCHEMATHESIS_HOOKS).
 
-One request rule is the clock's, which no schema can state: `occurredAt` may be at most
-5 minutes in the future. A body that is schema-valid only because the document cannot say so
-is dropped before it is sent, so "schema-valid request rejected" keeps meaning what it says.
+Three request rules no schema can state: `occurredAt` may be at most 5 minutes in the future
+(the clock's), a `cursor` must be one the API returned (it encodes an id), and an id erased
+with `?suppress=true` is refused from then on (the state's: a later schema-valid POST /users
+for it would be rejected). A request that is schema-valid only because the document cannot
+say so is dropped before it is sent, so "schema-valid request rejected" keeps meaning what it
+says.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import schemathesis
+from journeys.errors import InvalidArgument
+from journeys.usecases.segments import decode_cursor
 
 #: Less than the service's 5 minutes: the request is sent a moment after this check.
 _AHEAD = timedelta(minutes=4)
@@ -19,6 +25,27 @@ _AHEAD = timedelta(minutes=4)
 @schemathesis.hook
 def filter_body(context: Any, body: Any) -> bool:
     return not _in_the_future(body)
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    """Every phase passes here (the coverage phase does not filter): an erasure is sent
+    without suppression, and a cursor of the right alphabet that this API did not return
+    is left out, as a partner paging from the first page would."""
+    query = case.query
+    if not isinstance(query, dict):
+        return
+    if case.method.upper() == "DELETE" and str(query.get("suppress", "")).lower() in _TRUE:
+        query["suppress"] = "false"
+    cursor = query.get("cursor")
+    if isinstance(cursor, str) and cursor and re.fullmatch(r"[A-Za-z0-9_-]*", cursor):
+        try:
+            decode_cursor(cursor)
+        except InvalidArgument:
+            del query["cursor"]
+
+
+_TRUE = {"true", "1", "t"}
 
 
 def _in_the_future(body: Any) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 from journeys.config import REPO_ROOT
+from journeys.domain import Environment, KeyKind
 from sqlalchemy.engine import make_url
 
 from scripts.stack import Stack, free_port, migrate, running_stack
@@ -33,7 +34,7 @@ BASE = "/v1/user-journeys"
 
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 SH_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.DOTALL | re.MULTILINE)
-PLACEHOLDER = re.compile(r"^(?P<name>[A-Z_]+)=(?:pk_test_)?\.\.\.(?:\s+#.*)?$")
+PLACEHOLDER = re.compile(r"^(?P<name>[A-Z_]+)=(?:[ps]k_test_)?\.\.\.(?:\s+#.*)?$")
 ANSWERS = re.compile(r"^\s*# answers (?P<status>\d{3})(?::\s*(?P<body>.+))?$")
 
 #: bash run before a file's blocks: `curl` records each call's status, body and expectation.
@@ -66,7 +67,11 @@ else:
 }
 """
 
-RESOLVERS = {"KEY": '"$__key"', "OFFER_ID": '"$(__offer_id)"'}
+RESOLVERS = {
+    "KEY": '"$__key"',
+    "SECRET_KEY": '"$__secret_key"',
+    "OFFER_ID": '"$(__offer_id)"',
+}
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,11 @@ def test_the_docs_have_curl_examples_for_every_endpoint() -> None:
         "http://127.0.0.1:8080/v1/user-journeys/users/user_12345/offers ",
         "/offers/$OFFER_ID/claim",
         "http://127.0.0.1:8080/v1/user-journeys/openapi.json",
+        "http://127.0.0.1:8080/v1/user-journeys/segments ",
+        "/v1/user-journeys/users?lifecycleStage=",
+        '-X DELETE "http://127.0.0.1:8080/v1/user-journeys/users/leaving_user?suppress=true"',
+        "-X DELETE http://127.0.0.1:8080/v1/user-journeys/suppressions/",
+        "/export ",
     ]:
         assert endpoint in api, endpoint
 
@@ -182,11 +192,19 @@ def test_every_curl_example_runs(docs_stack: tuple[Stack, int], tmp_path: Path) 
             continue
         out = tmp_path / path.stem
         out.mkdir()
-        key = stack.new_key(f"docs-{uuid.uuid4()}")
+        partner = f"docs-{uuid.uuid4()}"
+        key = stack.new_key(partner)
+        secret_key = stack.new_key(partner, Environment.TEST, KeyKind.SECRET)
         result = subprocess.run(
             ["bash", "-c", script(blocks, stack, metrics_port)],
             cwd=REPO_ROOT,
-            env={**stack.env(), "__out": str(out), "__key": key, "__python": sys.executable},
+            env={
+                **stack.env(),
+                "__out": str(out),
+                "__key": key,
+                "__secret_key": secret_key,
+                "__python": sys.executable,
+            },
             capture_output=True,
             text=True,
             timeout=300,

@@ -11,8 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from gamifyhost.userjourneys.v1 import privacy_service_pb2 as privacy_pb
+from gamifyhost.userjourneys.v1 import segments_service_pb2 as segments_pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from google.api import annotations_pb2
+from journeys.domain import KeyKind
 from journeys.gateway import DESCRIPTOR, openapi
 from journeys.gateway import OPENAPI_DOCUMENT as DOCUMENT
 from openapi_spec_validator import validate
@@ -43,9 +46,13 @@ def test_it_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
 def test_every_http_annotation_is_an_operation_and_nothing_else(
     document: dict[str, Any],
 ) -> None:
-    service = pb.DESCRIPTOR.services_by_name["UserJourneysService"]
+    services = [
+        pb.DESCRIPTOR.services_by_name["UserJourneysService"],
+        segments_pb.DESCRIPTOR.services_by_name["SegmentsService"],
+        privacy_pb.DESCRIPTOR.services_by_name["PrivacyService"],
+    ]
     expected = {(openapi.DOCUMENT_PATH, "get", "GetOpenApiDocument")}
-    for method in service.methods:
+    for method in (method for service in services for method in service.methods):
         rule = method.GetOptions().Extensions[annotations_pb2.http]
         verb = rule.WhichOneof("pattern")
         if verb is None:
@@ -116,8 +123,10 @@ def test_live_answers_of_every_endpoint_match_the_document(
 ) -> None:
     contract = Contract(document)
     check = contract.check
-    key = new_key()
+    partner = f"partner-{uuid.uuid4()}"
+    key = new_key(partner=partner)
     auth = {"X-API-Key": key}
+    secret = {"X-API-Key": new_key(partner=partner, kind=KeyKind.SECRET)}
 
     # POST /users
     profile = {
@@ -218,6 +227,28 @@ def test_live_answers_of_every_endpoint_match_the_document(
         check(http.get(f"{BASE}/users/user_12345", headers={"X-API-Key": revoked})),
         403,
         "API key has been revoked",
+    )
+
+    # The partner operations (secret key).
+    success(check(http.get(f"{BASE}/segments", headers=secret)))
+    error(
+        check(http.get(f"{BASE}/segments", headers=auth)),
+        403,
+        "This endpoint requires a secret key",
+    )
+    page = success(check(http.get(f"{BASE}/users?limit=1", headers=secret)))
+    assert page["nextCursor"], "more than one user was classified"
+    success(check(http.get(f"{BASE}/users?cursor={page['nextCursor']}", headers=secret)))
+    check(http.get(f"{BASE}/users?minChurnRisk=101", headers=secret))
+    success(check(http.get(f"{BASE}/users/fresh/export", headers=secret)))
+    error(check(http.get(f"{BASE}/users/nobody/export", headers=secret)), 404, "User not found")
+    success(check(http.delete(f"{BASE}/users/fresh?suppress=true", headers=secret)))
+    error(check(http.delete(f"{BASE}/users/fresh", headers=secret)), 404, "User not found")
+    success(check(http.delete(f"{BASE}/suppressions/fresh", headers=secret)))
+    error(
+        check(http.delete(f"{BASE}/suppressions/fresh", headers=secret)),
+        404,
+        "Suppression not found",
     )
 
     # The document itself.
