@@ -18,6 +18,8 @@ from typing import Any
 
 import grpc
 import uvloop
+from gamifyhost.userjourneys.v1 import segments_service_pb2 as segments_pb
+from gamifyhost.userjourneys.v1 import segments_service_pb2_grpc as segments_pb_grpc
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from gamifyhost.userjourneys.v1 import user_pb2
@@ -31,6 +33,7 @@ RESPONSES: dict[str, Any] = {
     "GetUser": pb.GetUserResponse,
     "TrackEvent": pb.TrackEventResponse,
     "TrackEvents": pb.TrackEventsResponse,
+    "ListSegmentMembers": segments_pb.ListSegmentMembersResponse,
 }
 
 
@@ -64,6 +67,18 @@ class NoopServicer(pb_grpc.UserJourneysServiceServicer):
         return pb.ClaimOfferResponse()
 
 
+class NoopSegmentsServicer(segments_pb_grpc.SegmentsServiceServicer):
+    def __init__(self, canned: dict[str, Any]) -> None:
+        self._canned = canned
+
+    async def ListSegmentMembers(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return self._canned["ListSegmentMembers"]
+
+    # Not driven by the benchmark: an empty answer.
+    async def GetSegmentSizes(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return segments_pb.GetSegmentSizesResponse()
+
+
 def load_canned(path: Path) -> dict[str, Any]:
     raw: dict[str, str] = json.loads(path.read_text())
     return {
@@ -74,6 +89,7 @@ def load_canned(path: Path) -> dict[str, Any]:
 async def serve(port: int, canned: dict[str, Any]) -> None:
     server = grpc.aio.server(options=SERVER_OPTIONS)
     pb_grpc.add_UserJourneysServiceServicer_to_server(NoopServicer(canned), server)
+    segments_pb_grpc.add_SegmentsServiceServicer_to_server(NoopSegmentsServicer(canned), server)
     if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
         raise SystemExit(f"cannot listen on 127.0.0.1:{port}")
     await server.start()

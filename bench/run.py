@@ -11,6 +11,10 @@ run, next to the absolute numbers.
    SQLite.
 4. The analytics job over a generated population against one raw GROUP BY user_id over the
    same events table. Target <= 3x; peak RSS flat and <= 1 GB at 1M users.
+5. Erasure of users with 1,000 events and the export of one with 100,000, through Envoy,
+   against the driver's own deletes and read (bench/operations.py).
+
+The unary calls include a page of 100 segment members (ListSegmentMembers, secret key).
 
 Writes bench/results/latest.{md,json} and a timestamped copy of each (not committed).
 """
@@ -43,7 +47,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import grpc
 from gamifyhost.userjourneys.v1 import event_pb2
+from gamifyhost.userjourneys.v1 import segments_service_pb2 as segments_pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
+from journeys.domain import Environment, KeyKind
 from journeys.storage.bulk import bind_processor
 from journeys.storage.schema import EVENT_COLUMNS, events
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -51,6 +57,7 @@ from sqlalchemy.engine import make_url
 
 from bench import h2load
 from bench.noop_server import READY_LINE as NOOP_READY
+from bench.operations import privacy_rows
 from bench.report import Row, write_report
 from scripts.pgcluster import Cluster, bindir
 from scripts.stack import (
@@ -68,6 +75,7 @@ from scripts.throwaway_cluster import throwaway_cluster
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 SERVICE = "gamifyhost.userjourneys.v1.UserJourneysService"
+SEGMENTS_SERVICE = "gamifyhost.userjourneys.v1.SegmentsService"
 PARTNER = "seed"
 BATCH_SIZE = 500
 DUPLICATE_SHARE = 0.10
@@ -104,6 +112,7 @@ class Engine:
     name: str
     url: str
     key: str = ""
+    secret_key: str = ""
     stack: Stack | None = None
     postmaster: int | None = None
     facts: dict[str, Any] = field(default_factory=dict)
@@ -120,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated; postgresql is skipped when it is not installed",
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated scenarios: grpc,rest,ingest,analytics"
+        "--only",
+        default="",
+        help="comma-separated scenarios: grpc,rest,ingest,analytics,privacy",
     )
     parser.add_argument("--users", type=int, help="override the mode's population (smoke runs)")
     parser.add_argument("--events", type=int, help="override the mode's population (smoke runs)")
@@ -160,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             _seed(engine, mode)
             _settle(engine)
             engine.key = new_key(engine.url, PARTNER)
+            engine.secret_key = new_key(engine.url, PARTNER, Environment.TEST, KeyKind.SECRET)
 
         with ThreadPoolExecutor(max_workers=len(databases) or 1) as pool:
             list(pool.map(populate, databases))
@@ -186,6 +198,21 @@ def main(argv: list[str] | None = None) -> int:
         if not only or "ingest" in only:
             for engine in databases:
                 rows += _ingest(engine, mode)
+        if not only or "privacy" in only:
+            for engine in databases:
+                assert engine.stack is not None
+                _log(f"[{engine.name}] erasure and export")
+                rows += privacy_rows(
+                    engine.name,
+                    engine.url,
+                    engine.stack.direct_target,
+                    engine.stack.base_url,
+                    engine.key,
+                    engine.secret_key,
+                    engine.stack.process.pid,
+                )
+                for row in rows[-3:]:
+                    _log(f"  {row.scenario} {row.engine}: {row.measured} = {row.ratio_label}")
         for engine in databases:
             assert engine.stack is not None
             engine.facts["server_peak_rss_mb"] = _peak_rss_mb(engine.stack.process.pid)
@@ -375,6 +402,12 @@ class Call:
     rest_path: str
     rest_body: bytes | None
     response_type: Any
+    service: str = SERVICE
+    #: Called with the partner's secret key (a partner operation).
+    secret: bool = False
+
+    def key(self, engine: Engine) -> str:
+        return engine.secret_key if self.secret else engine.key
 
 
 def _calls(reader: str, writer: str) -> list[Call]:
@@ -405,6 +438,16 @@ def _calls(reader: str, writer: str) -> list[Call]:
             f"/v1/user-journeys/users/{reader}",
             None,
             pb.GetUserResponse,
+        ),
+        Call(
+            "ListSegmentMembers",
+            segments_pb.ListSegmentMembersRequest(limit=100).SerializeToString(),
+            "GET",
+            "/v1/user-journeys/users?limit=100",
+            None,
+            segments_pb.ListSegmentMembersResponse,
+            service=SEGMENTS_SERVICE,
+            secret=True,
         ),
         Call(
             "TrackEvent",
@@ -462,10 +505,10 @@ def _unary(
         here = _calls(reader_here, writer_here)
         assert engine.stack is not None
         for call in here:
-            response = _grpc_call(engine.stack.direct_target, engine.key, call)
+            response = _grpc_call(engine.stack.direct_target, call.key(engine), call)
             expected_frame[(engine.name, call.name)] = 5 + len(response)
             canned.setdefault(call.name, base64.b64encode(response).decode())
-            status, body = _http(engine.stack.base_url, engine.key, call)
+            status, body = _http(engine.stack.base_url, call.key(engine), call)
             if status != 200 or json.loads(body).get("status") != "success":
                 raise RuntimeError(f"REST {call.name} on {engine.name}: {status} {body[:300]!r}")
     canned["TrackEvents"] = ""
@@ -505,7 +548,7 @@ def _unary(
                     engine.name,
                     engine.stack.direct_target,
                     engine.stack.base_url,
-                    engine.key,
+                    call_here.key(engine),
                     mode,
                     _watch_stack(engine),
                     expected_frame,
@@ -563,7 +606,7 @@ def _drive(
 ) -> h2load.Measured:
     if path == "grpc":
         load = h2load.Load(
-            url=f"http://{grpc_target}/{SERVICE}/{call.name}",
+            url=f"http://{grpc_target}/{call.service}/{call.name}",
             headers=(
                 ("content-type", "application/grpc"),
                 ("te", "trailers"),
@@ -608,7 +651,7 @@ def _drive(
 def _grpc_call(target: str, key: str, call: Call) -> bytes:
     with grpc.insecure_channel(target) as channel:
         method: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
-            f"/{SERVICE}/{call.name}"
+            f"/{call.service}/{call.name}"
         )
         response: bytes = method(call.grpc_body, metadata=(("x-api-key", key),), timeout=10)
     call.response_type.FromString(response)  # parses
