@@ -179,13 +179,14 @@ def _raw_erase(url: str, external_id: str) -> float:
     if make_url(url).get_backend_name() == "sqlite":
         connection = sqlite3.connect(make_url(url).database or "", isolation_level=None)
         try:
-            (user_id,) = connection.execute(
-                "SELECT id FROM users WHERE external_id = ?", (external_id,)
+            owner = connection.execute(
+                "SELECT partner_id, environment, id FROM users WHERE external_id = ?",
+                (external_id,),
             ).fetchone()
             started = time.perf_counter()
             connection.execute("BEGIN IMMEDIATE")
             for table, column in USER_TABLES:
-                connection.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
+                connection.execute(_delete(table, column, "?", "?", "?"), owner)
             connection.execute("COMMIT")
             return time.perf_counter() - started
         finally:
@@ -194,13 +195,14 @@ def _raw_erase(url: str, external_id: str) -> float:
     async def erase() -> float:
         connection = await asyncpg.connect(_dsn(url))
         try:
-            user_id = await connection.fetchval(
-                "SELECT id FROM users WHERE external_id = $1", external_id
+            owner = await connection.fetchrow(
+                "SELECT partner_id, environment, id FROM users WHERE external_id = $1",
+                external_id,
             )
             started = time.perf_counter()
             async with connection.transaction():
                 for table, column in USER_TABLES:
-                    await connection.execute(f"DELETE FROM {table} WHERE {column} = $1", user_id)
+                    await connection.execute(_delete(table, column, "$1", "$2", "$3"), *owner)
             return time.perf_counter() - started
         finally:
             await connection.close()
@@ -208,10 +210,19 @@ def _raw_erase(url: str, external_id: str) -> float:
     return asyncio.run(erase())
 
 
+def _delete(table: str, column: str, partner: str, environment: str, user: str) -> str:
+    # By the tenant and the user, as the service's statements are: the indexes lead with both.
+    return (
+        f"DELETE FROM {table} WHERE partner_id = {partner} AND environment = {environment} "
+        f"AND {column} = {user}"
+    )
+
+
 def _raw_read(url: str, external_id: str) -> float:
     """Seconds for the driver to read every event of the user, oldest first, into Python."""
     query = (
-        "SELECT e.* FROM events e JOIN users u ON u.id = e.user_id "
+        "SELECT e.* FROM events e JOIN users u ON u.partner_id = e.partner_id "
+        "AND u.environment = e.environment AND u.id = e.user_id "
         "WHERE u.external_id = {} ORDER BY e.occurred_at, e.seq"
     )
     if make_url(url).get_backend_name() == "sqlite":
