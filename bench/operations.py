@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -32,6 +31,8 @@ from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from sqlalchemy.engine import make_url
 
+from bench.drivers import asyncpg_dsn, sqlite_path
+from bench.procfs import rss_mb
 from bench.report import Row
 
 ERASED_EVENTS = 1_000
@@ -76,7 +77,7 @@ def privacy_rows(
                 raise RuntimeError(f"erasure on {name}: {response.status_code} {response.text}")
         raw_ms = [_raw_erase(url, external_id) * 1000 for external_id in raw]
 
-        before_mb = _rss_mb(pid)
+        before_mb = rss_mb(pid)
         with _peak_rss(pid) as peak:
             started = time.perf_counter()
             size, events = _export(http, secret, exported)
@@ -177,7 +178,7 @@ def _export(http: httpx.Client, secret: str, external_id: str) -> tuple[int, int
 def _raw_erase(url: str, external_id: str) -> float:
     """Seconds for the driver to delete the user's rows of every table in one transaction."""
     if make_url(url).get_backend_name() == "sqlite":
-        connection = sqlite3.connect(make_url(url).database or "", isolation_level=None)
+        connection = sqlite3.connect(sqlite_path(url), isolation_level=None)
         try:
             owner = connection.execute(
                 "SELECT partner_id, environment, id FROM users WHERE external_id = ?",
@@ -193,7 +194,7 @@ def _raw_erase(url: str, external_id: str) -> float:
             connection.close()
 
     async def erase() -> float:
-        connection = await asyncpg.connect(_dsn(url))
+        connection = await asyncpg.connect(asyncpg_dsn(url))
         try:
             owner = await connection.fetchrow(
                 "SELECT partner_id, environment, id FROM users WHERE external_id = $1",
@@ -226,7 +227,7 @@ def _raw_read(url: str, external_id: str) -> float:
         "WHERE u.external_id = {} ORDER BY e.occurred_at, e.seq"
     )
     if make_url(url).get_backend_name() == "sqlite":
-        connection = sqlite3.connect(make_url(url).database or "")
+        connection = sqlite3.connect(sqlite_path(url))
         try:
             started = time.perf_counter()
             rows = connection.execute(query.format("?"), (external_id,)).fetchall()
@@ -236,7 +237,7 @@ def _raw_read(url: str, external_id: str) -> float:
     else:
 
         async def read() -> tuple[float, list[Any]]:
-            connection = await asyncpg.connect(_dsn(url))
+            connection = await asyncpg.connect(asyncpg_dsn(url))
             try:
                 started = time.perf_counter()
                 found = await connection.fetch(query.format("$1"), external_id)
@@ -250,26 +251,15 @@ def _raw_read(url: str, external_id: str) -> float:
     return seconds
 
 
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
 @contextmanager
 def _peak_rss(pid: int) -> Iterator[Callable[[], float]]:
     """The highest resident memory of `pid` seen while the block runs (every 10 ms)."""
-    peak = [_rss_mb(pid)]
+    peak = [rss_mb(pid)]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.01):
-            peak[0] = max(peak[0], _rss_mb(pid))
+            peak[0] = max(peak[0], rss_mb(pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

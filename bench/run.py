@@ -53,11 +53,12 @@ from journeys.domain import Environment, KeyKind
 from journeys.storage.bulk import bind_processor
 from journeys.storage.schema import EVENT_COLUMNS, events
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import make_url
 
 from bench import h2load
+from bench.drivers import asyncpg_dsn, sqlite_path
 from bench.noop_server import READY_LINE as NOOP_READY
 from bench.operations import privacy_rows
+from bench.procfs import peak_rss_mb, rss_mb
 from bench.report import Row, write_report
 from scripts.pgcluster import Cluster, bindir
 from scripts.stack import (
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                     _log(f"  {row.scenario} {row.engine}: {row.measured} = {row.ratio_label}")
         for engine in databases:
             assert engine.stack is not None
-            engine.facts["server_peak_rss_mb"] = _peak_rss_mb(engine.stack.process.pid)
+            engine.facts["server_peak_rss_mb"] = peak_rss_mb(engine.stack.process.pid)
     meta = {
         "mode": mode.name,
         "population": mode.population,
@@ -271,7 +272,7 @@ def _settle(engine: Engine) -> None:
     started = time.monotonic()
 
     async def vacuum() -> None:
-        connection = await asyncpg.connect(_asyncpg_dsn(engine.url))
+        connection = await asyncpg.connect(asyncpg_dsn(engine.url))
         try:
             await connection.execute("VACUUM (ANALYZE)")
         finally:
@@ -330,12 +331,12 @@ def _raw_scan(engine: Engine) -> tuple[float, int]:
     for _ in range(2):
         started = time.monotonic()
         if engine.name == "sqlite":
-            with contextlib.closing(sqlite3.connect(_sqlite_path(engine.url))) as db:
+            with contextlib.closing(sqlite3.connect(sqlite_path(engine.url))) as db:
                 groups = len(db.execute(RAW_SCAN_SQL).fetchall())
         else:
 
             async def scan() -> int:
-                connection = await asyncpg.connect(_asyncpg_dsn(engine.url))
+                connection = await asyncpg.connect(asyncpg_dsn(engine.url))
                 try:
                     return len(await connection.fetch(RAW_SCAN_SQL))
                 finally:
@@ -358,7 +359,7 @@ def _run_analytics_job(engine: Engine) -> dict[str, Any]:
 
     def sample() -> None:
         while not done.wait(0.05):
-            rss = _rss_mb(process.pid)
+            rss = rss_mb(process.pid)
             if rss:
                 samples.append(rss)
 
@@ -936,7 +937,7 @@ def _raw_insert(engine: Engine, items: list[event_pb2.EventInput], now: datetime
     ]
     if engine.name == "sqlite":
         with contextlib.closing(
-            sqlite3.connect(_sqlite_path(engine.url), isolation_level=None)
+            sqlite3.connect(sqlite_path(engine.url), isolation_level=None)
         ) as db:
             db.execute("PRAGMA synchronous=NORMAL")  # as the service runs it
             db.execute("PRAGMA foreign_keys=ON")
@@ -949,7 +950,7 @@ def _raw_insert(engine: Engine, items: list[event_pb2.EventInput], now: datetime
         return seconds
 
     async def insert() -> float:
-        connection = await asyncpg.connect(_asyncpg_dsn(engine.url))
+        connection = await asyncpg.connect(asyncpg_dsn(engine.url))
         try:
             placeholders = ", ".join(f"${n}" for n in range(1, 12))
             started = time.monotonic()
@@ -976,37 +977,11 @@ def _struct_dict(item: event_pb2.EventInput) -> dict[str, Any]:
 # Helpers
 
 
-def _sqlite_path(url: str) -> str:
-    return str(make_url(url).database)
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def _postmaster_pid(cluster: Cluster) -> int | None:
     try:
         return int((cluster.data / "postmaster.pid").read_text().splitlines()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _rss_mb(pid: int) -> float:
-    return _status_kb(pid, "VmRSS") / 1024
-
-
-def _peak_rss_mb(pid: int) -> float:
-    return round(_status_kb(pid, "VmHWM") / 1024, 1)
-
-
-def _status_kb(pid: int, name: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _machine() -> dict[str, Any]:
