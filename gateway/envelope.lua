@@ -35,10 +35,8 @@ local GRPC_HEADERS = {
 
 -- Offers print no `claimedAt` while unclaimed (an unset Timestamp is omitted); the
 -- documented shape has `"claimedAt": null` right after `expiresAt`. Added only to the offers
--- of these two routes' answers (`offers[]`, `offer`), by position, never by matching text:
--- a partner's values (metadata, ids) are never touched.
-local OFFERS_PATH = "^/v1/user%-journeys/users/[^/]+/offers/?$"
-local CLAIM_PATH = "^/v1/user%-journeys/users/[^/]+/offers/[^/]+/claim/?$"
+-- of the member the route names (`offers[]` of GET offers, `offer` of the claim), by
+-- position, never by matching text: a partner's values (metadata, ids) are never touched.
 
 -- Envoy makes a new request id for every request and sets the client's own aside in this
 -- header (envoy.yaml.tmpl): a valid one is used instead, anything else is dropped.
@@ -536,12 +534,7 @@ function envoy_on_request(request_handle)
       end
     end
   end
-  local holder = nil
-  if method == "GET" and base:find(OFFERS_PATH) then
-    holder = "offers"
-  elseif method == "POST" and base:find(CLAIM_PATH) then
-    holder = "offer"
-  end
+  local holder = route:get("offer_holder")
   if holder ~= nil then
     request_handle:streamInfo():dynamicMetadata():set("journeys", "offer_holder", holder)
   end

@@ -74,10 +74,11 @@ def rest_routes(paths: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     preflights.
 
     An operation's route tells the envelope filter (gateway/envelope.lua) its query
-    parameters (every other one is dropped) and whether the service streams the whole
-    document itself. Envoy's CORS filter skips direct responses, so what the gateway answers
-    itself (204, 405, the OpenAPI document) is answered by the envelope filter from the
-    route's metadata, on routes that name the service's cluster but never reach it."""
+    parameters (every other one is dropped), whether the service streams the whole
+    document itself, and which member of its answer holds offers. Envoy's CORS filter skips
+    direct responses, so what the gateway answers itself (204, 405, the OpenAPI document) is
+    answered by the envelope filter from the route's metadata, on routes that name the
+    service's cluster but never reach it."""
     routes: list[dict[str, Any]] = []
     for template, operations in paths.items():
         methods = _methods(list(operations))
@@ -124,6 +125,8 @@ def _operation_facts(operation: Mapping[str, Any]) -> dict[str, str]:
     facts = {"query": ",".join(query)}
     if operation.get("x-journeys-streamed"):
         facts["streamed"] = "true"
+    if "x-journeys-offer-holder" in operation:
+        facts["offer_holder"] = operation["x-journeys-offer-holder"]
     return facts
 
 

@@ -28,6 +28,7 @@ from google.protobuf import descriptor_pb2
 
 from journeys.gateway.schemas import (
     HTTP_BODY,
+    NULLS_OWNERS,
     RAW_JSON_BODIES,
     STREAMED_DOCUMENTS,
     Builder,
@@ -173,6 +174,10 @@ def _operation(
         data = builder.ref(STREAMED_DOCUMENTS[method.name], "response")
     else:
         data = builder.ref(method.output_type, "response")
+        holder = _offer_holder(index, method.output_type)
+        if holder is not None:
+            # The member whose offers get the documented `"claimedAt": null` from the gateway.
+            operation["x-journeys-offer-holder"] = holder
     responses: Schema = {
         "200": {
             "description": "Success: the documented envelope, `data` holding the result.",
@@ -183,6 +188,14 @@ def _operation(
         responses[status] = {"$ref": f"#/components/responses/{name}"}
     operation["responses"] = responses
     return path, verb, operation
+
+
+def _offer_holder(index: Index, message_name: str) -> str | None:
+    """The JSON name of the response's member holding an offer or a list of them, if any."""
+    for item in index.messages[message_name].field:
+        if item.type_name.lstrip(".") in NULLS_OWNERS:
+            return item.json_name
+    return None
 
 
 def _success(data: Schema) -> Schema:

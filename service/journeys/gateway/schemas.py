@@ -22,6 +22,8 @@ Schema = dict[str, Any]
 #: Response fields that print `null` while unset (the transcoder omits an unset message field;
 #: gateway/envelope.lua writes the documented `null` in its place).
 NULL_WHEN_UNSET = frozenset({"gamifyhost.userjourneys.v1.Offer.claimed_at"})
+#: The messages holding those fields.
+NULLS_OWNERS = frozenset(name.rsplit(".", 1)[0] for name in NULL_WHEN_UNSET)
 #: `google.protobuf.Value` fields that hold a timestamp or `null`.
 TIMESTAMP_OR_NULL = frozenset({"gamifyhost.userjourneys.v1.GetSegmentSizesResponse.computed_at"})
 
