@@ -495,10 +495,12 @@ function envoy_on_request(request_handle)
   -- The route names its operation's parameters (journeys/gateway/config.py), and whether the
   -- service streams the document itself. Noted for the response now: the transcoder turns
   -- the path into the gRPC method's, and the response sees the route of that path.
+  -- Read now: the route's handle is invalid once the body has been waited for below.
   local route = request_handle:metadata()
   if route:get("streamed") then
     request_handle:streamInfo():dynamicMetadata():set("journeys", "streamed", true)
   end
+  local holder = route:get("offer_holder")
   local kept, allowed = {}, {}
   for name in (route:get("query") or ""):gmatch("[^,]+") do
     allowed[name] = true
@@ -534,7 +536,6 @@ function envoy_on_request(request_handle)
       end
     end
   end
-  local holder = route:get("offer_holder")
   if holder ~= nil then
     request_handle:streamInfo():dynamicMetadata():set("journeys", "offer_holder", holder)
   end
