@@ -311,9 +311,10 @@ local INVALID_BODY = "Invalid request body"
 
 -- Why `raw` cannot be trusted as a request body, or nil: it must be one strict JSON object,
 -- with no key twice in one object (RFC 8259 leaves that undefined: the transcoder would let
--- the last win, merge objects or concatenate arrays), whose repeated field `events`
--- (POST /track), if present, is an array of objects.
-local function body_problem(raw)
+-- the last win, merge objects or concatenate arrays), whose members named in `arrays` (the
+-- route's repeated message fields, e.g. POST /track's `events`), if present, are arrays of
+-- objects.
+local function body_problem(raw, arrays)
   local shape_ok = true
   local function check_events(kind)
     if kind ~= "object" then
@@ -321,7 +322,7 @@ local function body_problem(raw)
     end
   end
   local function members(key, kind, start)
-    if key == "events" then
+    if arrays[key] then
       if kind ~= "array" then
         shape_ok = false
       else
@@ -501,6 +502,10 @@ function envoy_on_request(request_handle)
     request_handle:streamInfo():dynamicMetadata():set("journeys", "streamed", true)
   end
   local holder = route:get("offer_holder")
+  local arrays = {}
+  for name in (route:get("object_arrays") or ""):gmatch("[^,]+") do
+    arrays[name] = true
+  end
   local kept, allowed = {}, {}
   for name in (route:get("query") or ""):gmatch("[^,]+") do
     allowed[name] = true
@@ -529,7 +534,7 @@ function envoy_on_request(request_handle)
   if method == "POST" and (length == nil or (length > 0 and length <= MAX_BODY_CHECKED)) then
     local body = request_handle:body()
     if body ~= nil and body:length() > 0 and body:length() <= MAX_BODY_CHECKED then
-      local problem = body_problem(body:getBytes(0, body:length()))
+      local problem = body_problem(body:getBytes(0, body:length()), arrays)
       if problem ~= nil then
         reject(request_handle, 400, problem)
         return

@@ -113,3 +113,19 @@ def secret_key(new_key: KeyFactory) -> str:
 @pytest.fixture
 def key(new_key: KeyFactory) -> str:
     return new_key()
+
+
+#: Webhooks may be delivered to this machine, and retried within seconds.
+DELIVERING = {"JOURNEYS_WEBHOOK_ALLOW_PRIVATE": "true", "JOURNEYS_WEBHOOK_RETRY_SCHEDULE": "1,1,1"}
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def delivering_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The real service that may post webhooks to 127.0.0.1 (every other test's service
+    refuses to), with three retries a second apart; once per engine."""
+    url = _new_database(request, request.param, tmp_path_factory.mktemp("db"))
+    migrate(url)
+    with running_stack(url, env_overrides=DELIVERING) as running:
+        yield running

@@ -14,13 +14,15 @@ from journeys.domain import Environment, utc_now
 from journeys.gateway import Gateway
 from journeys.observability import MetricsServer
 from journeys.storage.database import Database
-from journeys.transport import privacy, segments, servicer
+from journeys.transport import privacy, segments, servicer, webhooks
 from journeys.transport.ratelimit import RateLimiter
 from journeys.transport.server import GrpcServer
 from journeys.usecases import Journeys, keys
 from journeys.usecases.analytics import AnalyticsJob, run_on_schedule
 from journeys.usecases.privacy import Privacy
 from journeys.usecases.segments import Segments
+from journeys.usecases.webhooks import Webhooks
+from journeys.webhooks.dispatcher import Dispatcher, DispatchSettings
 
 log = logging.getLogger("journeys")
 READY_LINE = "journeys is ready"
@@ -52,7 +54,9 @@ async def serve(settings: Settings, *, gateway: bool = True, demo_key: bool = Fa
             if settings.rate_limit > 0
             else None
         )
-        server = GrpcServer(_servicers(database), settings.host, settings.grpc_port, limiter)
+        server = GrpcServer(
+            _servicers(database, settings), settings.host, settings.grpc_port, limiter
+        )
         await server.start()
         grace = _Grace(settings.shutdown_grace_seconds)
         parts.push_async_callback(lambda: server.stop(grace.left))
@@ -61,6 +65,14 @@ async def serve(settings: Settings, *, gateway: bool = True, demo_key: bool = Fa
                 run_on_schedule(AnalyticsJob(database), settings.analytics_interval)
             )
             parts.push_async_callback(_cancel, schedule)
+        dispatcher = Dispatcher(
+            database,
+            DispatchSettings(
+                allow_private=settings.webhook_allow_private,
+                retry_schedule=settings.webhook_retry_schedule,
+            ),
+        )
+        parts.push_async_callback(_cancel, asyncio.create_task(dispatcher.run()))
         if envoy is not None:
             parts.push_async_callback(grace.spend_on, envoy)
         log.info(
@@ -77,11 +89,15 @@ async def serve(settings: Settings, *, gateway: bool = True, demo_key: bool = Fa
     return 0
 
 
-def _servicers(database: Database) -> dict[str, object]:
+def _servicers(database: Database, settings: Settings) -> dict[str, object]:
+    allow_private = settings.webhook_allow_private
     return {
         servicer.SERVICE_NAME: servicer.UserJourneysServicer(Journeys(database)),
         segments.SERVICE_NAME: segments.SegmentsServicer(Segments(database)),
         privacy.SERVICE_NAME: privacy.PrivacyServicer(Privacy(database)),
+        webhooks.SERVICE_NAME: webhooks.WebhooksServicer(
+            Webhooks(database, allow_private=allow_private)
+        ),
     }
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from journeys.webhooks.schedule import DEFAULT_RETRY_SCHEDULE
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Run from a checkout, the data lives in it; installed from a wheel, in the current directory.
 _DATA_DIR = REPO_ROOT / "data" if (REPO_ROOT / "pyproject.toml").is_file() else Path("data")
@@ -40,6 +42,11 @@ class Settings:
     rate_burst: float = 200.0
     #: Web origins whose pages may call the API (CORS); `*` is any origin.
     cors_origins: tuple[str, ...] = ("*",)
+    #: Lets webhooks point at loopback and private addresses (a receiver on this machine or
+    #: inside the network); off, only public addresses are accepted and connected to.
+    webhook_allow_private: bool = False
+    #: Seconds before each retry of a webhook message; the last attempt follows the last.
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +70,12 @@ class Settings:
             rate_limit=_float(env, "JOURNEYS_RATE_LIMIT", defaults.rate_limit),
             rate_burst=_float(env, "JOURNEYS_RATE_BURST", defaults.rate_burst),
             cors_origins=_origins(env, "JOURNEYS_CORS_ORIGINS", defaults.cors_origins),
+            webhook_allow_private=_bool(
+                env, "JOURNEYS_WEBHOOK_ALLOW_PRIVATE", defaults.webhook_allow_private
+            ),
+            webhook_retry_schedule=_seconds_list(
+                env, "JOURNEYS_WEBHOOK_RETRY_SCHEDULE", defaults.webhook_retry_schedule
+            ),
         )
 
 
@@ -82,6 +95,32 @@ def _origins(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tup
                 f"(or *), got {origin!r}"
             )
     return origins
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false", "1", "0"):
+        raise SystemExit(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1")
+
+
+def _seconds_list(
+    env: Mapping[str, str], name: str, default: tuple[float, ...]
+) -> tuple[float, ...]:
+    raw = env.get(name)
+    if not raw or not raw.strip():
+        return default
+    try:
+        values = tuple(float(item) for item in raw.split(","))
+    except ValueError:
+        raise SystemExit(
+            f"{name} must be comma-separated seconds such as 5,300,1800, got {raw!r}"
+        ) from None
+    if any(value < 0 for value in values):
+        raise SystemExit(f"{name} must not hold negative delays, got {raw!r}")
+    return values
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

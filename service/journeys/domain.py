@@ -261,3 +261,88 @@ class SuppressedExternalIds(Exception):
     def __init__(self, external_ids: frozenset[str]) -> None:
         super().__init__(f"{len(external_ids)} suppressed external id(s)")
         self.external_ids = external_ids
+
+
+class WebhookEvent(StrEnum):
+    """What a webhook may subscribe to: the moments a partner acts on."""
+
+    STAGE_CHANGED = "user.stage_changed"
+    OFFER_CREATED = "offer.created"
+    OFFER_CLAIMED = "offer.claimed"
+    OFFER_EXPIRED = "offer.expired"
+
+
+class WebhookStatus(StrEnum):
+    ENABLED = "enabled"
+    #: A delivery was answered 410 Gone: the partner asked us to stop.
+    DISABLED = "disabled"
+    DELETED = "deleted"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StageChange:
+    """A user's move from one lifecycle stage to another, with the segments it came with."""
+
+    external_id: str
+    from_stage: str
+    to_stage: str
+    at: datetime
+    engagement_tier: str
+    engagement_score: float
+    churn_risk_score: int
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A change worth a webhook message, written in the transaction that makes the change:
+    the user it is about (so an erasure can drop it) and what happened, as of when."""
+
+    event: WebhookEvent
+    user_id: str
+    occurred_at: datetime
+    subject: OfferRecord | StageChange
+
+
+@dataclass(frozen=True)
+class WebhookRecord:
+    id: str
+    url: str
+    events: tuple[WebhookEvent, ...]
+    description: str
+    status: WebhookStatus
+    created_at: datetime
+    #: `whsec_…`: what the partner verifies signatures with.
+    secret: str
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One message to a webhook and where its delivery stands."""
+
+    message_id: str
+    event: WebhookEvent
+    attempts: int
+    status: DeliveryStatus
+    last_response_status: int | None
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DueMessage:
+    """A message claimed for one delivery attempt, with what the attempt needs."""
+
+    tenant: Tenant
+    message_id: str
+    webhook_id: str
+    url: str
+    secret: str
+    #: This attempt's number, from 1.
+    attempt: int
+    announcement: Announcement

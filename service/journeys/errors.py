@@ -115,6 +115,13 @@ class SuppressionNotFound(NotFound):
         super().__init__("Suppression not found")
 
 
+class WebhookNotFound(NotFound):
+    reason = "WEBHOOK_NOT_FOUND"
+
+    def __init__(self) -> None:
+        super().__init__("Webhook not found")
+
+
 class PartnerNotFound(NotFound):
     """An operator named a partner that does not exist (the command line only)."""
 
@@ -126,6 +133,13 @@ class PartnerNotFound(NotFound):
 
 class FailedPrecondition(JourneysError):
     reason = "FAILED_PRECONDITION"
+
+
+class WebhookLimitReached(FailedPrecondition):
+    reason = "WEBHOOK_LIMIT_REACHED"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"At most {limit} webhooks per partner and environment")
 
 
 class OfferNotActive(FailedPrecondition):

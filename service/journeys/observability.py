@@ -26,7 +26,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ACCESS_LOGGER = "journeys.access"
 LOG_FORMATS = ("json", "text")
@@ -66,6 +66,18 @@ ANALYTICS_RUNS = Histogram(
 )
 ANALYTICS_OFFERS = Counter(
     "journeys_analytics_offers_generated", "Offers created by analytics job runs in this process."
+)
+WEBHOOK_DELIVERIES = Counter(
+    "journeys_webhook_deliveries",
+    "Webhook delivery attempts by outcome: delivered, retrying, failed, disabled (410).",
+    ("outcome",),
+)
+WEBHOOK_QUEUE_DEPTH = Gauge(
+    "journeys_webhook_queue_depth", "Webhook messages waiting for delivery (pending)."
+)
+WEBHOOK_OLDEST_PENDING = Gauge(
+    "journeys_webhook_oldest_pending_seconds",
+    "Age of the oldest webhook message still pending; 0 when none is.",
 )
 
 
@@ -118,6 +130,15 @@ def analytics_run_finished(status: str, seconds: float, offers_created: int) -> 
     ANALYTICS_RUNS.labels(status).observe(seconds)
     if offers_created:
         ANALYTICS_OFFERS.inc(offers_created)
+
+
+def webhook_attempted(outcome: str) -> None:
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+def webhook_backlog(depth: int, oldest_seconds: float) -> None:
+    WEBHOOK_QUEUE_DEPTH.set(depth)
+    WEBHOOK_OLDEST_PENDING.set(oldest_seconds)
 
 
 # --- The metrics endpoint ---------------------------------------------------------------------

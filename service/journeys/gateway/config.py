@@ -125,6 +125,8 @@ def _operation_facts(operation: Mapping[str, Any]) -> dict[str, str]:
     facts = {"query": ",".join(query)}
     if operation.get("x-journeys-streamed"):
         facts["streamed"] = "true"
+    if operation.get("x-journeys-object-arrays"):
+        facts["object_arrays"] = ",".join(operation["x-journeys-object-arrays"])
     if "x-journeys-offer-holder" in operation:
         facts["offer_holder"] = operation["x-journeys-offer-holder"]
     return facts

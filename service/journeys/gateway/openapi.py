@@ -159,6 +159,10 @@ def _operation(
             parameter["description"] = description
     if parameters:
         operation["parameters"] = parameters
+    arrays = _object_arrays(index, shape) if (shape := _body_message(method, rule)) else []
+    if arrays:
+        # Members that must be arrays of objects, checked by the gateway before transcoding.
+        operation["x-journeys-object-arrays"] = arrays
     if body:
         operation["requestBody"] = {
             "required": True,
@@ -188,6 +192,24 @@ def _operation(
         responses[status] = {"$ref": f"#/components/responses/{name}"}
     operation["responses"] = responses
     return path, verb, operation
+
+
+def _body_message(method: descriptor_pb2.MethodDescriptorProto, rule: Any) -> str | None:
+    """The message a request body is shaped like, if the whole body is one."""
+    if rule.body == "*":
+        return method.input_type
+    if rule.body:
+        return RAW_JSON_BODIES.get(method.input_type.lstrip("."))
+    return None
+
+
+def _object_arrays(index: Index, message_name: str) -> list[str]:
+    """The JSON names of the message's repeated message fields."""
+    return [
+        item.json_name
+        for item in index.messages[message_name].field
+        if item.label == FieldProto.LABEL_REPEATED and item.type == FieldProto.TYPE_MESSAGE
+    ]
 
 
 def _offer_holder(index: Index, message_name: str) -> str | None:

@@ -18,6 +18,7 @@ from journeys.storage.job_store import JobStore
 from journeys.storage.key_store import KeyStore
 from journeys.storage.partitions import EventPartitions
 from journeys.storage.tenant_store import TenantStore
+from journeys.storage.webhooks import Outbox
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _BEGIN_OPTION = "journeys_sqlite_begin"
@@ -31,12 +32,19 @@ class Transaction:
         self.keys = KeyStore(connection)
         self.partitions = EventPartitions(connection)
         self.jobs = JobStore(connection)
+        self.outbox = Outbox(connection)
+        #: Whether webhook messages were written (the dispatcher is woken on commit).
+        self.announced = False
 
     def tenant(self, tenant: Tenant) -> TenantStore:
-        return TenantStore(self._connection, tenant)
+        return TenantStore(self._connection, tenant, self._announce)
+
+    def _announce(self) -> None:
+        self.announced = True
 
 
 StatementListener = Callable[[str, Any], None]
+CommitListener = Callable[[], None]
 
 
 class Database:
@@ -46,6 +54,7 @@ class Database:
         #: For bulk work and inspection; transactions on SQLite run on `_inline` instead.
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, **_engine_options(url))
         self._inline: Engine | None = None
+        self._on_announced: list[CommitListener] = []
         if self.dialect == "sqlite":
             _ensure_parent_dir(url)
             _configure_sqlite(self.engine.sync_engine)
@@ -62,16 +71,28 @@ class Database:
                 if write:
                     inline = inline.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
                 with inline.begin():
-                    yield Transaction(InlineConnection(inline))
-            return
-        async with self.engine.connect() as connection:
-            if write and self.dialect == "sqlite":
-                connection = await connection.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-            elif not write and self.dialect == "postgresql":
-                # Its default, READ COMMITTED, would give every statement a snapshot of its own.
-                connection = await connection.execution_options(isolation_level="REPEATABLE READ")
-            async with connection.begin():
-                yield Transaction(connection)
+                    transaction = Transaction(InlineConnection(inline))
+                    yield transaction
+        else:
+            async with self.engine.connect() as connection:
+                if write and self.dialect == "sqlite":
+                    connection = await connection.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                elif not write and self.dialect == "postgresql":
+                    # Its default, READ COMMITTED, would give every statement a snapshot of
+                    # its own.
+                    connection = await connection.execution_options(
+                        isolation_level="REPEATABLE READ"
+                    )
+                async with connection.begin():
+                    transaction = Transaction(connection)
+                    yield transaction
+        if transaction.announced:
+            for listener in self._on_announced:
+                listener()
+
+    def on_announced(self, listener: CommitListener) -> None:
+        """Calls `listener()` after each commit that wrote webhook messages."""
+        self._on_announced.append(listener)
 
     async def keep_partitions_ready(self, today: date) -> list[str]:
         """PostgreSQL: creates the events partitions of this month and the months ahead that

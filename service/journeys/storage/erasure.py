@@ -18,13 +18,16 @@ from journeys.storage.schema import (
     user_campaigns,
     user_daily_activity,
     users,
+    webhook_messages,
 )
 from journeys.storage.scope import ScopedStore, TenantScope
 
 #: Every table holding rows of one user, by `user_id`, children before the profile they
 #: reference. On PostgreSQL `events` is the partitioned parent, so one statement covers every
-#: partition.
+#: partition. Webhook messages about the user go too, delivered or not: their payloads name
+#: the user.
 USER_TABLES: tuple[Table, ...] = (
+    webhook_messages,
     offers,
     events,
     message_ids,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy import bindparam, func, select, update
 
@@ -16,7 +17,7 @@ from journeys.storage.profiles import user_of
 from journeys.storage.rows import offer_record
 from journeys.storage.schema import offers, users
 from journeys.storage.scope import COLUMNS, ScopedStore, TenantScope
-from journeys.storage.types import UTCDateTime
+from journeys.storage.types import UTCDateTime, as_utc
 
 _OF_USER = select(offers, users.c.external_id).join(users, user_of(offers))
 
@@ -31,6 +32,22 @@ class Offers(ScopedStore):
         )
         .values(status="expired")
     )
+
+    _EXPIRING = (
+        _OF_USER.where(
+            TenantScope.of(offers),
+            offers.c.status == "active",
+            offers.c.expires_at <= bindparam("as_of", type_=UTCDateTime()),
+        )
+        .order_by(offers.c.id)
+        .with_for_update(of=offers)
+    )
+
+    async def expiring_offers(self, as_of: datetime) -> list[tuple[str, OfferRecord]]:
+        """The offers `expire_offers(as_of)` is about to expire, by user id, as they will be
+        (expired), row-locked so a claim cannot slip in between."""
+        rows = await self._connection.execute(self._EXPIRING, self._scope.binds(as_of=as_of))
+        return [(row.user_id, replace(offer_record(row), status="expired")) for row in rows]
 
     async def expire_offers(self, as_of: datetime) -> int:
         result = await self._connection.execute(self._EXPIRE, self._scope.binds(as_of=as_of))
@@ -58,11 +75,11 @@ class Offers(ScopedStore):
         )
         for row in rows:
             # max() over a column loses the UTC type decoration on some engines.
-            made = _utc(row.created_at)
+            made = as_utc(row.created_at)
             kind = row.offer_type
             if row.status == "active":
                 active[row.user_id].add(kind)
-            end = _utc(row.claimed_at) if row.status == "claimed" else _utc(row.expires_at)
+            end = as_utc(row.claimed_at) if row.status == "claimed" else as_utc(row.expires_at)
             if row.status != "active" and end is not None:
                 previous = ended[row.user_id].get(kind)
                 ended[row.user_id][kind] = end if previous is None else max(previous, end)
@@ -92,9 +109,11 @@ class Offers(ScopedStore):
         "created_at",
     )
 
-    async def add_offers(self, planned: Sequence[NewOffer], as_of: datetime) -> None:
+    async def add_offers(self, planned: Sequence[NewOffer], as_of: datetime) -> list[str]:
+        """Stores the planned offers as active; their new ids, in the order planned."""
         if not planned:
-            return
+            return []
+        ids = [str(uuid.uuid4()) for _ in planned]
         insert = BulkInsert(offers, self._OFFER_COLUMNS, self._connection.dialect)
         stored_time = insert.processor("expires_at")
         stored_json = insert.processor("metadata")
@@ -104,7 +123,7 @@ class Offers(ScopedStore):
             self._connection,
             [
                 (
-                    str(uuid.uuid4()),
+                    offer_id,
                     *tenant,
                     offer.user_id,
                     offer.offer_type,
@@ -118,9 +137,10 @@ class Offers(ScopedStore):
                     stored_json(offer.metadata),
                     created_at,
                 )
-                for offer in planned
+                for offer, offer_id in zip(planned, ids, strict=True)
             ],
         )
+        return ids
 
     _FOR_UPDATE = _OF_USER.where(
         TenantScope.of(offers),
@@ -170,11 +190,3 @@ class Offers(ScopedStore):
             self._ACTIVE, self._scope.binds(user_id=user_id, now=now)
         )
         return [offer_record(row) for row in rows]
-
-
-def _utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite returns max() of a DATETIME column as text
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -285,6 +285,60 @@ erasures = Table(
     Index(None, *TENANT, "erased_at"),
 )
 
+# Where a tenant wants its events posted. The signing secret is kept as issued: signing
+# needs the key itself, so it is as sensitive as the database (docs/security.md).
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", UUID, nullable=False),
+    Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("url", String(2048), nullable=False),
+    # The subscribed event types, comma-separated.
+    Column("events", String(200), nullable=False),
+    Column("description", String(500), nullable=False),
+    Column("secret", String(64), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint(*TENANT, "id"),
+    Index(None, *TENANT, "status"),
+)
+
+# The transactional outbox: one row per (change, subscribed webhook), written in the
+# transaction of the change, and the state of its delivery. `subject` is the announced
+# offer or stage change as it was then; each attempt signs the same body rendered from it.
+webhook_messages = Table(
+    "webhook_messages",
+    metadata,
+    Column("id", String(40), nullable=False),
+    Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("webhook_id", UUID, nullable=False),
+    Column("user_id", UUID, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("subject", json_type(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=True),
+    Column("last_attempt_at", UTCDateTime(), nullable=True),
+    Column("last_response_status", Integer, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint(*TENANT, "id"),
+    ForeignKeyConstraint(
+        [*TENANT, "webhook_id"],
+        ["webhooks.partner_id", "webhooks.environment", "webhooks.id"],
+    ),
+    _owned_by_user(),
+    # The dispatcher's scan for due messages, across tenants, then within one.
+    Index(None, "status", "next_attempt_at"),
+    Index("ix_webhook_messages_tenant_due", *TENANT, "status", "next_attempt_at"),
+    # A webhook's delivery log, newest first.
+    Index("ix_webhook_messages_tenant_log", *TENANT, "webhook_id", "created_at"),
+    # Erasure finds a user's messages.
+    Index(None, *TENANT, "user_id"),
+)
+
 # A lease, not a transaction lock: the job commits chunk by chunk and must not block writers,
 # yet two processes must never generate offers at once.
 job_leases = Table(

@@ -3,6 +3,8 @@ one store per concern, and `TenantStore` the one the use cases hold."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from journeys.domain import Tenant
 from journeys.storage.activity import ActivityReads
 from journeys.storage.catalogue import Catalogue
@@ -16,6 +18,7 @@ from journeys.storage.profiles import Profiles
 from journeys.storage.scope import TenantScope
 from journeys.storage.segments import Segments
 from journeys.storage.suppressions import Suppressions
+from journeys.storage.webhooks import Webhooks
 
 
 class TenantStore(
@@ -29,6 +32,17 @@ class TenantStore(
     Erasures,
     Suppressions,
     Exports,
+    Webhooks,
 ):
-    def __init__(self, connection: StoreConnection, tenant: Tenant) -> None:
+    def __init__(
+        self,
+        connection: StoreConnection,
+        tenant: Tenant,
+        on_announce: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(connection, TenantScope(tenant))
+        self._on_announce = on_announce
+
+    def announced(self) -> None:
+        if self._on_announce is not None:
+            self._on_announce()

@@ -36,3 +36,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def json_type() -> Any:
     return JSON().with_variant(JSONB(), "postgresql")
+
+
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """An aggregate's datetime as an aware UTC value: min()/max() over a column lose the
+    column's type on some engines (SQLite returns text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -198,6 +198,13 @@ def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     return message
 
 
+def timestamp_or_null(value: datetime | None) -> struct_pb2.Value:
+    """A time the REST API prints as a timestamp string, or as `null` when there is none."""
+    if value is None:
+        return struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
+    return struct_pb2.Value(string_value=timestamp(value).ToJsonString())
+
+
 def struct_to_dict(message: struct_pb2.Struct, field: str) -> JsonObject:
     """The Struct as plain JSON data. A gRPC client can put NaN or infinity in a Struct; JSON
     has no such numbers, so they are the client's error."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import grpc
 from gamifyhost.userjourneys.v1 import segments_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import segments_service_pb2_grpc as pb_grpc
-from google.protobuf import struct_pb2
 
 from journeys.domain import SegmentMember
 from journeys.transport import convert
@@ -28,13 +27,8 @@ class SegmentsServicer(pb_grpc.SegmentsServiceServicer):
         caller: Caller,
     ) -> pb.GetSegmentSizesResponse:
         sizes = await self._segments.sizes(caller)
-        computed_at = (
-            struct_pb2.Value(string_value=convert.timestamp(sizes.computed_at).ToJsonString())
-            if sizes.computed_at is not None
-            else struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
-        )
         return pb.GetSegmentSizesResponse(
-            computed_at=computed_at,
+            computed_at=convert.timestamp_or_null(sizes.computed_at),
             stages=pb.StageCounts(**sizes.stages),
             tiers=pb.TierCounts(**sizes.tiers),
         )

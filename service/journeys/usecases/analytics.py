@@ -9,12 +9,22 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from journeys import observability, rules
-from journeys.domain import ComputedSegments, NewOffer, Tenant, utc_now
+from journeys.domain import (
+    Announcement,
+    ComputedSegments,
+    NewOffer,
+    OfferRecord,
+    StageChange,
+    Tenant,
+    UserCounters,
+    WebhookEvent,
+    utc_now,
+)
 from journeys.rules import LifecycleStage, OfferHistory
 from journeys.storage.database import Database
 from journeys.usecases import catalogue
@@ -128,6 +138,14 @@ class AnalyticsJob:
         as_of = summary.as_of
         async with self._db.transaction(write=True) as tx:
             store = tx.tenant(tenant)
+            subscriptions = await store.subscriptions()
+            if WebhookEvent.OFFER_EXPIRED in subscriptions:
+                expiring = await store.expiring_offers(as_of)
+                announced = [
+                    Announcement(WebhookEvent.OFFER_EXPIRED, user_id, as_of, offer)
+                    for user_id, offer in expiring
+                ]
+                await store.announce(announced, subscriptions, utc_now())
             summary.offers_expired += await store.expire_offers(as_of)
             offer_types = catalogue.entries(await store.catalogue_override())
         after = ""
@@ -185,7 +203,13 @@ class AnalyticsJob:
                     )
                 await store.save_segments(computed, as_of)
                 await store.add_transitions(transitions, as_of)
-                await store.add_offers(planned, as_of)
+                offer_ids = await store.add_offers(planned, as_of)
+                subscriptions = await store.subscriptions()
+                if subscriptions:
+                    announced = _announcements(
+                        chunk, computed, transitions, planned, offer_ids, as_of
+                    )
+                    await store.announce(announced, subscriptions, utc_now())
             after = chunk[-1].external_id
             # SQLite transactions run on the event loop's thread: let requests in between chunks.
             await asyncio.sleep(0)
@@ -194,6 +218,58 @@ class AnalyticsJob:
             summary.offers_created += len(planned)
             if progress is not None:
                 progress(summary.users_scanned, population)
+
+
+def _announcements(
+    chunk: Sequence[UserCounters],
+    computed: Sequence[ComputedSegments],
+    transitions: Sequence[tuple[str, str, str]],
+    planned: Sequence[NewOffer],
+    offer_ids: Sequence[str],
+    as_of: datetime,
+) -> list[Announcement]:
+    """What a chunk's changes announce: each stage change and each offer made."""
+    external_ids = {user.id: user.external_id for user in chunk}
+    segments = {item.user_id: item for item in computed}
+    announced = [
+        Announcement(
+            WebhookEvent.STAGE_CHANGED,
+            user_id,
+            as_of,
+            StageChange(
+                external_id=external_ids[user_id],
+                from_stage=before,
+                to_stage=after,
+                at=as_of,
+                engagement_tier=segments[user_id].tier,
+                engagement_score=segments[user_id].engagement_score,
+                churn_risk_score=segments[user_id].churn_risk_score,
+            ),
+        )
+        for user_id, before, after in transitions
+    ]
+    announced.extend(
+        Announcement(
+            WebhookEvent.OFFER_CREATED,
+            offer.user_id,
+            as_of,
+            OfferRecord(
+                id=offer_id,
+                external_id=external_ids[offer.user_id],
+                offer_type=offer.offer_type,
+                game_type=offer.game_type,
+                title=offer.title,
+                description=offer.description,
+                points_value=offer.points_value,
+                status="active",
+                expires_at=offer.expires_at,
+                claimed_at=None,
+                metadata=offer.metadata,
+            ),
+        )
+        for offer, offer_id in zip(planned, offer_ids, strict=True)
+    )
+    return announced
 
 
 async def run_on_schedule(job: AnalyticsJob, interval_seconds: float) -> None:

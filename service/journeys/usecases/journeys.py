@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from journeys.domain import (
+    Announcement,
     Category,
     EventInput,
     EventRecord,
@@ -18,6 +19,7 @@ from journeys.domain import (
     SuppressedExternalIds,
     UserChanges,
     UserRecord,
+    WebhookEvent,
     utc_now,
 )
 from journeys.errors import (
@@ -104,7 +106,7 @@ class Journeys:
         now = self._clock()
         async with self._db.transaction(write=True) as tx:
             store = tx.tenant(await authenticate(tx.keys, caller))
-            canonical_id = _canonical_uuid(offer_id)
+            canonical_id = canonical_uuid(offer_id)
             user = await store.get_user(external_id)
             if canonical_id is None or user is None:
                 raise OfferNotFound
@@ -131,7 +133,10 @@ class Journeys:
                 ],
                 now,
             )
-        return replace(offer, status="claimed", claimed_at=now)
+            claimed = replace(offer, status="claimed", claimed_at=now)
+            announced = Announcement(WebhookEvent.OFFER_CLAIMED, user.id, now, claimed)
+            await store.announce([announced], await store.subscriptions(), now)
+        return claimed
 
     async def track_event(self, caller: Caller, raw: EventInput) -> StoredEvent:
         """Stores one event; a repeated `messageId` returns the original event (`is_new`
@@ -207,7 +212,8 @@ async def detailed_view(store: TenantStore, external_id: str, now: datetime) -> 
     return profiles.view(record, activity, now, advise=True, journey=journey)
 
 
-def _canonical_uuid(value: str) -> str | None:
+def canonical_uuid(value: str) -> str | None:
+    """An id we print as a UUID, as we print it; None for anything that is not one."""
     try:
         return str(uuid.UUID(value))
     except ValueError:
