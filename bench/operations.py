@@ -41,6 +41,7 @@ EXPORTED_EVENTS = 100_000
 BATCH = 500
 #: Every table holding a user's rows, by the column that names the user.
 USER_TABLES = (
+    ("webhook_messages", "user_id"),
     ("offers", "user_id"),
     ("events", "user_id"),
     ("message_ids", "user_id"),

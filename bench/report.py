@@ -18,7 +18,8 @@ class Row:
     ratio: float
     ratio_label: str
     target: str
-    met: bool
+    #: None: reported, with no target to meet.
+    met: bool | None
     extra: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -38,7 +39,7 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     for row in rows:
         lines.append(
             f"| {row.scenario} | {row.call} | {row.engine} | {row.measured} | {row.baseline} "
-            f"| **{row.ratio_label}** | {row.target} | {'yes' if row.met else '**no**'} "
+            f"| **{row.ratio_label}** | {row.target} | {_met(row.met)} "
             f"| {row.extra} |"
         )
     facts = meta.get("facts", {})
@@ -50,9 +51,16 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
                 f"{values.get('seed_events_per_second', 0):,} events/s "
                 f"| {values.get('server_peak_rss_mb', '?')} MB |"
             )
-    met = sum(row.met for row in rows)
-    lines += ["", f"{met} of {len(rows)} targets met."]
+    targets = [row for row in rows if row.met is not None]
+    met = sum(1 for row in targets if row.met)
+    lines += ["", f"{met} of {len(targets)} targets met."]
     return "\n".join(lines) + "\n"
+
+
+def _met(met: bool | None) -> str:
+    if met is None:
+        return "—"
+    return "yes" if met else "**no**"
 
 
 def write_report(rows: list[Row], meta: dict[str, Any], directory: Path) -> str:

@@ -54,7 +54,7 @@ from journeys.storage.bulk import bind_processor
 from journeys.storage.schema import EVENT_COLUMNS, events
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from bench import h2load
+from bench import h2load, webhooks
 from bench.drivers import asyncpg_dsn, sqlite_path
 from bench.noop_server import READY_LINE as NOOP_READY
 from bench.operations import privacy_rows
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated scenarios: grpc,rest,ingest,analytics,privacy",
+        help="comma-separated scenarios: grpc,rest,ingest,analytics,privacy,webhooks",
     )
     parser.add_argument("--users", type=int, help="override the mode's population (smoke runs)")
     parser.add_argument("--events", type=int, help="override the mode's population (smoke runs)")
@@ -176,12 +176,23 @@ def main(argv: list[str] | None = None) -> int:
 
         with ThreadPoolExecutor(max_workers=len(databases) or 1) as pool:
             list(pool.map(populate, databases))
+        with_webhooks = not only or "webhooks" in only
+        # Copies of the population before any run, for the job with a webhook subscribed.
+        twins = (
+            {engine.name: webhooks.twin(engine.name, engine.url) for engine in databases}
+            if with_webhooks
+            else {}
+        )
+        first_jobs = {}
         for engine in databases:
+            # Always run: it makes the offers GetOffers reads.
+            first_jobs[engine.name] = job = _run_analytics_job(engine)
             if not only or "analytics" in only:
-                rows += _analytics(engine, mode)
-            else:
-                _run_analytics_job(engine)  # offers for GetOffers
+                rows += _analytics(engine, mode, job)
             _settle(engine)
+        for engine in databases:
+            if with_webhooks:
+                rows += _webhook_rows(engine, twins[engine.name], mode, first_jobs[engine.name])
         for engine in databases:
             engine.stack = cleanup.enter_context(
                 running_stack(
@@ -282,10 +293,10 @@ def _settle(engine: Engine) -> None:
     _log(f"[{engine.name}] VACUUM (ANALYZE) in {time.monotonic() - started:.1f}s")
 
 
-def _analytics(engine: Engine, mode: Mode) -> list[Row]:
+def _analytics(engine: Engine, mode: Mode, job: dict[str, Any]) -> list[Row]:
+    """The job's first run over the population (`job`), against a raw aggregation."""
     raw_seconds, groups = _raw_scan(engine)
     _log(f"[{engine.name}] raw GROUP BY user_id: {raw_seconds:.2f}s ({groups} groups)")
-    job = _run_analytics_job(engine)
     ratio = job["job_seconds"] / raw_seconds
     _log(
         f"[{engine.name}] analytics job: {job['job_seconds']:.2f}s, peak RSS "
@@ -321,6 +332,27 @@ def _analytics(engine: Engine, mode: Mode) -> list[Row]:
             details=details,
         ),
     ]
+
+
+def _webhook_rows(engine: Engine, twin_url: str, mode: Mode, without: dict[str, Any]) -> list[Row]:
+    """The first run again on the twin with one webhook taking everything, then its server
+    delivering what that run wrote."""
+    _log(f"[{engine.name}] analytics job with one webhook subscribed, then its deliveries")
+    receiver = webhooks.Receiver()
+    with receiver.running():
+        webhooks.subscribe(twin_url, PARTNER, receiver.url)
+        twin = Engine(engine.name, twin_url)
+        with_webhook = _run_analytics_job(twin)
+        messages = webhooks.outbox_size(engine.name, twin_url)
+        rows = webhooks.job_rows(engine.name, mode.population, without, with_webhook, messages)
+        _settle(twin)
+        with running_stack(twin_url, env_overrides={"JOURNEYS_WEBHOOK_ALLOW_PRIVATE": "true"}):
+            delivered, seconds = webhooks.measure_deliveries(receiver, messages)
+            pending = messages - receiver.count
+    rows.append(webhooks.delivery_row(engine.name, delivered, seconds, pending))
+    for row in rows:
+        _log(f"  {row.scenario} {row.engine}: {row.measured} = {row.ratio_label}")
+    return rows
 
 
 def _raw_scan(engine: Engine) -> tuple[float, int]:

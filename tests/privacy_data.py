@@ -7,12 +7,13 @@ import asyncio
 from collections import Counter
 from datetime import datetime, timedelta
 
-from journeys.domain import EventInput, UserChanges, utc_now
+from journeys.domain import Environment, EventInput, UserChanges, utc_now
 from journeys.storage.database import Database
 from journeys.storage.partitions import is_partition
 from journeys.usecases import Journeys
 from journeys.usecases.analytics import AnalyticsJob
-from journeys.usecases.auth import Caller
+from journeys.usecases.auth import Caller, Operator
+from journeys.usecases.webhooks import NewWebhook, Webhooks
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -67,6 +68,15 @@ async def make_offers_and_journey(database: Database, key: str, external_id: str
     offers = await later.get_offers(Caller(key), external_id)
     assert offers, "the run must have made offers"
     await later.claim_offer(Caller(key), external_id, offers[0].id)
+
+
+async def subscribe(database: Database, partner: str) -> None:
+    """A webhook of the partner's test environment taking every event, so changes leave
+    messages in the outbox (no dispatcher runs here: nothing is sent)."""
+    await Webhooks(database, allow_private=True).create_webhook(
+        Operator(partner, Environment.TEST),
+        NewWebhook("http://127.0.0.1:9/outbox", ["user.stage_changed", "offer.created"], ""),
+    )
 
 
 def table_names(database_url: str) -> list[str]:

@@ -29,6 +29,7 @@ from tests.privacy_data import (
     rfc3339,
     rows_mentioning,
     seed_user,
+    subscribe,
     table_names,
 )
 
@@ -41,6 +42,7 @@ USER_TABLES = {
     "user_daily_activity",
     "user_campaigns",
     "stage_transitions",
+    "webhook_messages",
 }
 
 
@@ -75,6 +77,7 @@ def test_erasure_removes_every_row_about_the_user_and_nothing_else(database_url:
             for key, external_id in ((public, ERASED), (public, KEPT), (live, ERASED)):
                 await seed_user(database, key, external_id)
             await seed_user(database, elsewhere, ERASED)
+            await subscribe(database, "erasing")
             await make_offers_and_journey(database, public, ERASED)
 
     asyncio.run(seed())

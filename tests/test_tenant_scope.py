@@ -12,16 +12,20 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
-from journeys.domain import EventInput, KeyKind, UserChanges
+from journeys.domain import EventInput, KeyKind, UserChanges, WebhookEvent
 from journeys.storage.database import Database
 from journeys.storage.schema import metadata
 from journeys.usecases import Journeys
 from journeys.usecases.analytics import AnalyticsJob
 from journeys.usecases.auth import Caller
 from journeys.usecases.segments import Segments
+from journeys.usecases.webhooks import NewWebhook, Webhooks
+from journeys.webhooks.dispatcher import Dispatcher, DispatchSettings
 
 from scripts.stack import migrate, new_key
+from tests.webhooks.receiver import receiving
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TENANT_COLUMNS = ("partner_id", "environment")
@@ -34,9 +38,22 @@ TENANT_TABLES = frozenset(
 )
 #: The analytics job's reads across tenants (storage/job_store.py): the tenant list and the
 #: population size for its progress bar.
-CROSS_TENANT_READS = (
+CROSS_TENANT_READS: tuple[re.Pattern[str], ...] = (
     re.compile(r"^select distinct users\.partner_id, users\.environment\s+from users\s+order by"),
     re.compile(r"^select count\(\*\) as count_1\s+from users$"),
+)
+#: The webhook dispatcher's (storage/webhooks.py `Outbox`): which tenants have messages due,
+#: and the size and age of the backlog for its metrics.
+CROSS_TENANT_READS += (
+    re.compile(
+        r"^select distinct webhook_messages\.partner_id, webhook_messages\.environment\s+"
+        r"from webhook_messages\s+where webhook_messages\.status = \S+ and "
+        r"webhook_messages\.next_attempt_at <= [^ ]+( with time zone)?$"
+    ),
+    re.compile(
+        r"^select count\(\*\) as count_1, min\(webhook_messages\.created_at\) as min_1\s+"
+        r"from webhook_messages\s+where webhook_messages\.status = \S+$"
+    ),
 )
 _NAMED_TABLE = re.compile(r'\b(?:from|join|into|update)\s+"?(\w+)"?', re.IGNORECASE)
 
@@ -99,6 +116,10 @@ def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url:
             )
             await api.get_user(key, "u1")
             await api.get_timeline(key, "u1", 1, 20)
+            webhooks = Webhooks(database, allow_private=True, clock=lambda: NOW)
+            webhook = await webhooks.create_webhook(
+                secret, NewWebhook(receiver.url, [event.value for event in WebhookEvent], "")
+            )
             await AnalyticsJob(database, clock=lambda: NOW).run(NOW)
             for user in ("u1", "u2", "u3"):
                 for offer in await api.get_offers(key, user):
@@ -108,8 +129,17 @@ def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url:
             await segments.sizes(secret)
             page = await segments.members(secret, "active", None, 1, 1, None)
             await segments.members(secret, None, "casual", None, 1, page.next_cursor or None)
+            dispatcher = Dispatcher(database, DispatchSettings(allow_private=True))
+            async with httpx.AsyncClient() as client:
+                assert await dispatcher.dispatch_due(client) > 0
+                await dispatcher.settled()
+            assert await webhooks.deliveries(secret, webhook.id, None)
+            await webhooks.list_webhooks(secret)
+            await webhooks.delete_webhook(secret, webhook.id)
 
-    asyncio.run(exercise())
+    with receiving() as receiver:
+        asyncio.run(exercise())
+        assert receiver.received, "the dispatcher's statements ran"
 
     touched = [sql for sql in statements if tables_named(sql)]
     assert len(touched) > 20, "the use cases ran too few statements to audit"

@@ -1,22 +1,34 @@
 """Schemathesis hooks for `test_schemathesis.py` (loaded through SCHEMATHESIS_HOOKS).
 
-Three request rules no schema can state: `occurredAt` may be at most 5 minutes in the future
-(the clock's), a `cursor` must be one the API returned (it encodes an id), and an id erased
-with `?suppress=true` is refused from then on (the state's: a later schema-valid POST /users
-for it would be rejected). A request that is schema-valid only because the document cannot
-say so is dropped before it is sent, so "schema-valid request rejected" keeps meaning what it
-says.
+Request rules no schema can state: `occurredAt` may be at most 5 minutes in the future (the
+clock's), a `cursor` must be one the API returned (it encodes an id), an id erased with
+`?suppress=true` is refused from then on (the state's: a later schema-valid POST /users for
+it would be rejected), a webhook's `url` must resolve to a public address (the name
+server's), and a tenant holds at most 10 webhooks (the state's). A request that is
+schema-valid only because the document cannot say so is dropped or mended before it is
+sent, so "schema-valid request rejected" keeps meaning what it says.
+
+Webhooks: every schema-valid `url` is replaced by one on 127.0.0.1 (a closed port), which
+the stack under test accepts and delivers to, so nothing is ever posted off this machine;
+and the tenant's webhooks are deleted before each creation.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import schemathesis
 from journeys.errors import InvalidArgument
 from journeys.usecases.segments import decode_cursor
+from journeys.usecases.webhooks import URL_PATTERN
+from journeys.webhooks.addresses import MAX_URL_LENGTH
+
+#: Where every generated webhook points: this machine, a port nothing listens on.
+LOCAL_URL = "http://127.0.0.1:9/schemathesis"
 
 #: Less than the service's 5 minutes: the request is sent a moment after this check.
 _AHEAD = timedelta(minutes=4)
@@ -32,6 +44,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     """Every phase passes here (the coverage phase does not filter): an erasure is sent
     without suppression, and a cursor of the right alphabet that this API did not return
     is left out, as a partner paging from the first page would."""
+    if case.method.upper() == "POST" and case.path.endswith("/webhooks"):
+        _mend_webhook(case.body)
     query = case.query
     if not isinstance(query, dict):
         return
@@ -46,6 +60,23 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
 
 
 _TRUE = {"true", "1", "t"}
+
+
+def _mend_webhook(body: Any) -> None:
+    if not isinstance(body, dict):
+        return
+    url = body.get("url")
+    if isinstance(url, str) and len(url) <= MAX_URL_LENGTH and re.fullmatch(URL_PATTERN, url):
+        body["url"] = LOCAL_URL
+        _delete_webhooks()
+
+
+def _delete_webhooks() -> None:
+    base, key = os.environ["JOURNEYS_TEST_BASE_URL"], os.environ["JOURNEYS_TEST_SECRET_KEY"]
+    headers = {"X-API-Key": key}
+    with httpx.Client(base_url=f"{base}/v1/user-journeys", headers=headers) as client:
+        for webhook in client.get("/webhooks").raise_for_status().json()["data"]["webhooks"]:
+            client.delete(f"/webhooks/{webhook['id']}").raise_for_status()
 
 
 def _in_the_future(body: Any) -> bool:

@@ -179,6 +179,10 @@ def test_the_docs_have_curl_examples_for_every_endpoint() -> None:
         '-X DELETE "http://127.0.0.1:8080/v1/user-journeys/users/leaving_user?suppress=true"',
         "-X DELETE http://127.0.0.1:8080/v1/user-journeys/suppressions/",
         "/export ",
+        "-X POST http://127.0.0.1:8080/v1/user-journeys/webhooks ",
+        "http://127.0.0.1:8080/v1/user-journeys/webhooks -H",
+        "-X DELETE http://127.0.0.1:8080/v1/user-journeys/webhooks/",
+        "/deliveries?limit=",
     ]:
         assert endpoint in api, endpoint
 

@@ -126,10 +126,21 @@ def send(
 
 #: What each error status may say; a 400 may also name the field after `Invalid request body: `.
 ERROR_MESSAGES: dict[int, tuple[str, ...]] = {
-    400: ("Invalid request body", "Offer is no longer active", "Offer has expired"),
+    400: (
+        "Invalid request body",
+        "Offer is no longer active",
+        "Offer has expired",
+        "At most 10 webhooks per partner and environment",
+    ),
     401: ("Missing X-API-Key header", "Invalid API key"),
     403: ("API key has been revoked", "This endpoint requires a secret key"),
-    404: ("User not found", "Offer not found", "Suppression not found", "Not found"),
+    404: (
+        "User not found",
+        "Offer not found",
+        "Suppression not found",
+        "Webhook not found",
+        "Not found",
+    ),
     405: ("Method not allowed",),
     413: ("Request body too large",),
     415: ("Unsupported content encoding",),

@@ -4,12 +4,14 @@ Partner A (TEST) owns user `shared_user` with a profile, events and offers. An i
 partner in the same environment, another partner in the other environment, or A's own key of
 the other environment — uses the very same ids: it never sees A's data (404), never changes it,
 never collides with A's idempotency keys, and can never claim A's offer. With a secret key it
-never lists, exports, erases or suppresses A's users. A revoked key is refused (403) on every
-endpoint and writes nothing; a public key is refused (403) every partner operation.
+never lists, exports, erases or suppresses A's users, and never sees or deletes A's webhooks.
+A revoked key is refused (403) on every endpoint and writes nothing; a public key is refused
+(403) every partner operation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -25,7 +27,12 @@ from gamifyhost.userjourneys.v1 import segments_service_pb2 as segments_pb
 from gamifyhost.userjourneys.v1 import segments_service_pb2_grpc as segments_pb_grpc
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
+from gamifyhost.userjourneys.v1 import webhooks_service_pb2 as webhooks_pb
+from gamifyhost.userjourneys.v1 import webhooks_service_pb2_grpc as webhooks_pb_grpc
 from journeys.domain import Environment, KeyKind
+from journeys.storage.database import Database
+from journeys.usecases.auth import Operator
+from journeys.usecases.webhooks import NewWebhook, Webhooks
 
 from scripts.stack import Stack, journeys
 from tests.conftest import KeyFactory
@@ -500,3 +507,120 @@ def test_public_and_revoked_keys_are_refused_every_partner_operation(
                     assert outcome == (grpc.StatusCode.PERMISSION_DENIED, message), name
 
     assert world.state() == before
+
+
+# --- webhooks (secret keys) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def owner_webhook(world: World, new_key: KeyFactory) -> tuple[str, str]:
+    """A's webhook (its id) and A's secret key. Made through the use case, allowing its
+    address on 127.0.0.1: the shared server refuses to deliver there, so nothing is sent."""
+    secret = new_key(Environment.TEST, world.partner_name, KeyKind.SECRET)
+
+    async def create() -> str:
+        async with Database(world.stack.database_url) as database:
+            webhook = await Webhooks(database, allow_private=True).create_webhook(
+                Operator(world.partner_name, Environment.TEST),
+                NewWebhook("http://127.0.0.1:9/owner", ["offer.created"], "A's"),
+            )
+            return webhook.id
+
+    return asyncio.run(create()), secret
+
+
+NEW_WEBHOOK = {"url": "http://127.0.0.1:9/x", "events": ["offer.created"]}
+
+
+def _webhooks_rest(webhook_id: str) -> list[tuple[str, str, bytes | None]]:
+    return [
+        ("GET", f"{BASE}/webhooks", None),
+        ("POST", f"{BASE}/webhooks", _json(NEW_WEBHOOK)),
+        ("DELETE", f"{BASE}/webhooks/{webhook_id}", None),
+        ("GET", f"{BASE}/webhooks/{webhook_id}/deliveries", None),
+    ]
+
+
+def _webhooks_grpc(channel: grpc.Channel, key: str, webhook_id: str) -> list[tuple[str, Any]]:
+    stub = webhooks_pb_grpc.WebhooksServiceStub(channel)
+    metadata = (("x-api-key", key),)
+    create = webhooks_pb.CreateWebhookRequest(**NEW_WEBHOOK)  # type: ignore[arg-type]
+    calls: list[tuple[str, Callable[[], Any]]] = [
+        (
+            "ListWebhooks",
+            lambda: stub.ListWebhooks(webhooks_pb.ListWebhooksRequest(), metadata=metadata),
+        ),
+        ("CreateWebhook", lambda: stub.CreateWebhook(create, metadata=metadata)),
+        (
+            "DeleteWebhook",
+            lambda: stub.DeleteWebhook(
+                webhooks_pb.DeleteWebhookRequest(webhook_id=webhook_id), metadata=metadata
+            ),
+        ),
+        (
+            "ListWebhookDeliveries",
+            lambda: stub.ListWebhookDeliveries(
+                webhooks_pb.ListWebhookDeliveriesRequest(webhook_id=webhook_id), metadata=metadata
+            ),
+        ),
+    ]
+    outcomes: list[tuple[str, Any]] = []
+    for name, call in calls:
+        try:
+            outcomes.append((name, call()))
+        except grpc.RpcError as error:
+            outcomes.append((name, (error.code(), error.details())))
+    return outcomes
+
+
+def _owners_webhooks(world: World, secret: str) -> Any:
+    return envelope(send(world.stack, "GET", f"{BASE}/webhooks", key=secret), {200})
+
+
+@pytest.mark.parametrize("intruder", list(INTRUDERS))
+def test_an_intruders_secret_key_never_sees_or_deletes_the_owners_webhooks(
+    world: World, new_key: KeyFactory, owner_webhook: tuple[str, str], intruder: str
+) -> None:
+    webhook_id, owner_secret = owner_webhook
+    environment, same_partner = INTRUDERS[intruder]
+    key = new_key(environment, world.partner_name if same_partner else None, KeyKind.SECRET)
+    stack = world.stack
+    before = _owners_webhooks(world, owner_secret)
+    assert [item["id"] for item in before["webhooks"]] == [webhook_id]
+
+    listed = envelope(send(stack, "GET", f"{BASE}/webhooks", key=key), {200})
+    assert listed == {"webhooks": []}
+    for method, path, _ in _webhooks_rest(webhook_id)[2:]:
+        envelope(send(stack, method, path, key=key), {404}, {"Webhook not found"})
+    for target in (stack.direct_target, stack.gateway_target):
+        with grpc.insecure_channel(target) as channel:
+            for name, outcome in _webhooks_grpc(channel, key, webhook_id):
+                if name == "ListWebhooks":
+                    assert list(outcome.webhooks) == []
+                elif name != "CreateWebhook":
+                    assert outcome == (grpc.StatusCode.NOT_FOUND, "Webhook not found"), name
+    assert _owners_webhooks(world, owner_secret) == before
+
+
+def test_public_and_revoked_keys_are_refused_every_webhook_operation(
+    world: World, new_key: KeyFactory, owner_webhook: tuple[str, str]
+) -> None:
+    webhook_id, owner_secret = owner_webhook
+    stack = world.stack
+    revoked = new_key(Environment.TEST, world.partner_name, KeyKind.SECRET)
+    assert journeys("keys", "revoke", revoked, env=stack.env()).returncode == 0
+    before = _owners_webhooks(world, owner_secret)
+    for key, message in (
+        (world.owner, "This endpoint requires a secret key"),
+        (revoked, "API key has been revoked"),
+    ):
+        for method, path, body in _webhooks_rest(webhook_id):
+            try:
+                envelope(send(stack, method, path, key=key, body=body), {403}, {message})
+            except AssertionError as error:
+                raise AssertionError(f"{method} {path}: {error}") from error
+        for target in (stack.direct_target, stack.gateway_target):
+            with grpc.insecure_channel(target) as channel:
+                for name, outcome in _webhooks_grpc(channel, key, webhook_id):
+                    assert outcome == (grpc.StatusCode.PERMISSION_DENIED, message), name
+    assert _owners_webhooks(world, owner_secret) == before

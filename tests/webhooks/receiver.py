@@ -27,6 +27,8 @@ class Receiver:
         #: Statuses to answer, first to last; once spent, `then` is answered.
         self.answers: list[int] = []
         self.then = 200
+        #: Seconds each request is held before it is answered.
+        self.delay = 0.0
 
     @property
     def url(self) -> str:
@@ -66,6 +68,7 @@ def receiving() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
+            time.sleep(receiver.delay)
             status = receiver.record(
                 Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             )

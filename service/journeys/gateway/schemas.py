@@ -234,7 +234,8 @@ class Builder:
         required: list[str] = []
         for item in message.field:
             properties[item.json_name] = self.field(name, item, role)
-            if role == "response" or is_required(item):
+            # An answer carries every field but the proto3 `optional` ones left unset.
+            if (role == "response" and not item.proto3_optional) or is_required(item):
                 required.append(item.json_name)
             elif role == "request":
                 # proto3 JSON: `null` is "not sent".

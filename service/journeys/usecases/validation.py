@@ -23,6 +23,8 @@ DEVICES = ("mobile", "desktop", "tablet")
 _EXTERNAL_ID_CLASS = r"[A-Za-z0-9_\-.:@+]"
 _ALPHANUMERIC_CLASS = r"[A-Za-z0-9]"
 _NOT_NUL_CLASS = r"[^\u0000]"
+#: A whole value without U+0000 (JSON Schema), as `no_nul` checks it.
+NOT_NUL_PATTERN = f"^{_NOT_NUL_CLASS}*$"
 # What Python's `\s` means, spelled out: regex dialects disagree on `\s` (ECMAScript adds
 # U+FEFF, Rust leaves out U+001C-U+001F), and the OpenAPI document's readers use them all.
 _SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -42,7 +44,7 @@ _MAX_LENGTHS = {"displayName": 200, "email": 254, "phone": 20, "source": 100}
 def external_id(value: str, field: str = "externalId") -> str:
     if value == "":
         raise InvalidArgument.field(field, f"{field} is required")
-    _no_nul(field, value)
+    no_nul(field, value)
     if len(value) > EXTERNAL_ID_MAX:
         raise InvalidArgument.field(field, f"{field} must be at most {EXTERNAL_ID_MAX} characters")
     if not _EXTERNAL_ID_CHARS.fullmatch(value):
@@ -58,7 +60,7 @@ def user_changes(raw: UserChanges) -> UserChanges:
     """Checks a POST /users body; returns it normalized (country upper-cased)."""
     country = raw.country
     if country is not None:
-        _no_nul("country", country)
+        no_nul("country", country)
         # ASCII only: str.upper() would turn "ß" into "SS" and "ﬀ" into "FF".
         upper = country.upper() if country.isascii() else country
         if country and not _COUNTRY.fullmatch(upper):
@@ -74,7 +76,7 @@ def user_changes(raw: UserChanges) -> UserChanges:
         ("device", raw.device),
     ):
         if value is not None:
-            _no_nul(field, value)
+            no_nul(field, value)
             limit = _MAX_LENGTHS.get(field)
             if limit is not None and len(value) > limit:
                 raise InvalidArgument.field(field, f"{field} must be at most {limit} characters")
@@ -100,7 +102,7 @@ def tags(value: JsonObject) -> dict[str, str]:
         raise InvalidArgument.field("tags", f"tags must have at most {TAGS_MAX_KEYS} keys")
     clean: dict[str, str] = {}
     for key, tag in value.items():
-        _no_nul("tags", key)
+        no_nul("tags", key)
         if not key:
             raise InvalidArgument.field("tags", "tags keys must not be empty")
         if len(key) > TAG_KEY_MAX:
@@ -109,7 +111,7 @@ def tags(value: JsonObject) -> dict[str, str]:
             )
         if not isinstance(tag, str):
             raise InvalidArgument.field(f"tags.{key}", f"tags.{key} must be a string")
-        _no_nul(f"tags.{key}", tag)
+        no_nul(f"tags.{key}", tag)
         if len(tag) > TAG_VALUE_MAX:
             raise InvalidArgument.field(
                 f"tags.{key}", f"tags.{key} must be at most {TAG_VALUE_MAX} characters"
@@ -132,7 +134,7 @@ def metadata(value: JsonObject, field: str = "metadata") -> JsonObject:
     return value
 
 
-def _no_nul(field: str, value: str) -> None:
+def no_nul(field: str, value: str) -> None:
     if "\x00" in value:
         # PostgreSQL cannot store U+0000; rejecting it everywhere keeps both engines equal.
         raise InvalidArgument.field(field, f"{field} must not contain the NUL character")
@@ -140,10 +142,10 @@ def _no_nul(field: str, value: str) -> None:
 
 def _no_nul_anywhere(field: str, value: Any) -> None:
     if isinstance(value, str):
-        _no_nul(field, value)
+        no_nul(field, value)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _no_nul(field, key)
+            no_nul(field, key)
             _no_nul_anywhere(field, item)
     elif isinstance(value, list):
         for item in value:
@@ -176,7 +178,7 @@ def new_event(raw: EventInput, now: datetime) -> NewEvent:
         raise InvalidArgument.field(
             "points", f"points must be an integer between -{POINTS_LIMIT} and {POINTS_LIMIT}"
         )
-    _no_nul("messageId", raw.message_id)
+    no_nul("messageId", raw.message_id)
     if len(raw.message_id) > MESSAGE_ID_MAX:
         raise InvalidArgument.field(
             "messageId", f"messageId must be at most {MESSAGE_ID_MAX} characters"
@@ -235,7 +237,7 @@ def event_from_json(item: JsonObject) -> EventInput:
 def occurred_at(value: str, now: datetime) -> datetime:
     if value == "":
         return now
-    _no_nul("occurredAt", value)
+    no_nul("occurredAt", value)
     try:
         # RFC 3339 allows a lowercase `t` and `z`; fromisoformat takes only the uppercase ones.
         parsed = datetime.fromisoformat(value.upper())

@@ -28,6 +28,7 @@ DESCRIPTION_MAX = 500
 DELIVERIES_LIMIT_DEFAULT = 20
 DELIVERIES_LIMIT_MAX = 100
 PUBLIC_URL_REQUIRED = "url must be a public http(s) address"
+URL_PATTERN = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\u0000-\\u0020\\u007f]+$"
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def event_types(names: Sequence[str]) -> tuple[WebhookEvent, ...]:
         event = known.get(name)
         if event is None:
             raise InvalidArgument.field(
-                "events", f"unknown event type {name!r}; one of {', '.join(known)}"
+                "events", f"events must be among {', '.join(known)}; got {name!r}"
             )
         if event not in chosen:
             chosen.append(event)
@@ -71,14 +72,20 @@ def request_schemas() -> dict[str, dict[str, validation.Schema]]:
                 "type": "string",
                 "minLength": 1,
                 "maxLength": addresses.MAX_URL_LENGTH,
-                "pattern": "^https?://[^\\s]+$",
+                # What `addresses.parse` takes: http(s), any case, no space or control
+                # character. Whether it resolves to a public address the server finds out.
+                "pattern": URL_PATTERN,
             },
             "events": {
                 "type": "array",
                 "minItems": 1,
                 "items": {"type": "string", "enum": [event.value for event in WebhookEvent]},
             },
-            "description": {"type": "string", "maxLength": DESCRIPTION_MAX},
+            "description": {
+                "type": "string",
+                "maxLength": DESCRIPTION_MAX,
+                "pattern": validation.NOT_NUL_PATTERN,
+            },
         },
         "webhook_deliveries": {
             "limit": {"type": "integer", "minimum": 1, "maximum": DELIVERIES_LIMIT_MAX},
@@ -105,6 +112,7 @@ class Webhooks:
             raise InvalidArgument.field(
                 "description", f"description must be at most {DESCRIPTION_MAX} characters"
             )
+        validation.no_nul("description", new.description)
         # Resolved outside any transaction: a slow name server holds up no other writer.
         try:
             await addresses.resolve(new.url, allow_private=self._allow_private)

@@ -96,6 +96,11 @@ class Dispatcher:
                 started += 1
         return started
 
+    async def settled(self) -> None:
+        """Waits for every attempt in flight to be made and recorded."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _take(self, tenant: Tenant, now: datetime, room: int) -> list[DueMessage]:
         lease_until = now + timedelta(seconds=self._settings.lease_seconds)
         async with self._db.transaction(write=True) as tx:
