@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -361,11 +360,14 @@ def _webhook(row: Any) -> WebhookRecord:
 
 
 def _subject_json(subject: OfferRecord | StageChange) -> dict[str, Any]:
-    return {
-        item.name: (value.isoformat() if isinstance(value, datetime) else value)
-        for item in fields(subject)
-        for value in (getattr(subject, item.name),)
-    }
+    # A copy of the instance's fields (one dict copy, not a walk over `fields()`): this runs
+    # for every message the analytics job writes.
+    stored = dict(subject.__dict__)
+    for name in _TIMES[type(subject)]:
+        value = stored[name]
+        if value is not None:
+            stored[name] = value.isoformat()
+    return stored
 
 
 _TIMES = {OfferRecord: ("expires_at", "claimed_at"), StageChange: ("at",)}

@@ -72,12 +72,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(*TENANT, "id", name=op.f("pk_webhook_messages")),
     )
     op.create_index(
-        op.f("ix_webhook_messages_status_next_attempt_at"),
-        "webhook_messages",
-        ["status", "next_attempt_at"],
-    )
-    op.create_index(
-        "ix_webhook_messages_tenant_due", "webhook_messages", [*TENANT, "status", "next_attempt_at"]
+        "ix_webhook_messages_due", "webhook_messages", ["status", "next_attempt_at", *TENANT]
     )
     op.create_index(
         "ix_webhook_messages_tenant_log", "webhook_messages", [*TENANT, "webhook_id", "created_at"]
