@@ -316,6 +316,13 @@ class Webhooks(ScopedStore):
             ),
         )
 
+    _FORGET = delete(webhook_messages).where(
+        TenantScope.of(webhook_messages), _MESSAGES.id.in_(bindparam("ids", expanding=True))
+    )
+
+    async def forget_messages(self, message_ids: Sequence[str]) -> None:
+        await self._connection.execute(self._FORGET, self._scope.binds(ids=list(message_ids)))
+
 
 class Outbox:
     """The dispatcher's reads across tenants: which tenants have messages due, and how large
@@ -340,6 +347,21 @@ class Outbox:
     _BACKLOG = select(func.count(), func.min(_MESSAGES.created_at)).where(
         _MESSAGES.status == DeliveryStatus.PENDING.value
     )
+
+    _FINISHED = (
+        select(_MESSAGES.partner_id, _MESSAGES.environment, _MESSAGES.id)
+        .where(
+            _MESSAGES.status.in_([DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]),
+            _MESSAGES.created_at < bindparam("before", type_=UTCDateTime()),
+        )
+        .limit(bindparam("limit"))
+    )
+
+    async def finished_before(self, before: datetime, limit: int) -> list[tuple[Tenant, str]]:
+        """Up to `limit` delivered or failed messages written before `before`, by tenant:
+        the retention sweep's work (the deletes themselves are scoped to each tenant)."""
+        rows = await self._connection.execute(self._FINISHED, {"before": before, "limit": limit})
+        return [(Tenant(row.partner_id, Environment(row.environment)), row.id) for row in rows]
 
     async def backlog(self) -> tuple[int, datetime | None]:
         """Pending messages, and when the oldest of them was written."""

@@ -22,6 +22,9 @@ from journeys.webhooks.schedule import DEFAULT_RETRY_SCHEDULE, verdict
 
 log = logging.getLogger(__name__)
 USER_AGENT = "journeys-webhooks/1"
+#: How often the delivery log is trimmed to the retention, and how many rows at a time.
+SWEEP_SECONDS = 3600.0
+SWEEP_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class DispatchSettings:
     #: than a taken batch of one webhook can need (16 / 4 times the 15 s timeout), so a live
     #: attempt is never doubled.
     lease_seconds: float = 120.0
+    #: Delivered and failed messages (the delivery log) are kept this long.
+    retention: timedelta = timedelta(days=30)
 
 
 class Dispatcher:
@@ -58,6 +63,7 @@ class Dispatcher:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._backlog_reported = 0.0
+        self._next_sweep = 0.0
         #: Webhooks this process saw answer 410: what it had already taken for them is dropped
         #: (disabling them marked it failed).
         self._gone: set[str] = set()
@@ -83,6 +89,9 @@ class Dispatcher:
                         if time.monotonic() - self._backlog_reported >= settings.poll_seconds:
                             await self._report_backlog()
                             self._backlog_reported = time.monotonic()
+                        if time.monotonic() >= self._next_sweep:
+                            await self.forget_old_messages()
+                            self._next_sweep = time.monotonic() + SWEEP_SECONDS
                     except Exception:
                         log.exception("webhook dispatch failed; retrying at the next poll")
                     with contextlib.suppress(TimeoutError):
@@ -106,6 +115,25 @@ class Dispatcher:
                 self._start(client, message)
                 started += 1
         return started
+
+    async def forget_old_messages(self) -> int:
+        """Deletes delivered and failed messages older than the retention, a batch at a
+        time, each batch in one transaction per tenant; how many went."""
+        before = self._clock() - self._settings.retention
+        forgotten = 0
+        while True:
+            async with self._db.transaction(write=False) as tx:
+                found = await tx.outbox.finished_before(before, SWEEP_BATCH)
+            by_tenant: dict[Tenant, list[str]] = {}
+            for tenant, message_id in found:
+                by_tenant.setdefault(tenant, []).append(message_id)
+            for tenant, message_ids in by_tenant.items():
+                async with self._db.transaction(write=True) as tx:
+                    await tx.tenant(tenant).forget_messages(message_ids)
+            forgotten += len(found)
+            if len(found) < SWEEP_BATCH:
+                return forgotten
+            await asyncio.sleep(0)
 
     async def settled(self) -> None:
         """Waits for every attempt in flight to be made and recorded."""
