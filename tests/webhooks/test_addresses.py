@@ -128,6 +128,10 @@ KNOWN = "user.stage_changed, offer.created, offer.claimed, offer.expired"
             f"Invalid request body: events must be among {KNOWN}; got 'user.deleted'",
         ),
         (
+            {"url": "http://203.0.114.7/", "events": ["x" * 100_000]},
+            f"Invalid request body: events must be among {KNOWN}; got '{'x' * 64}'…",
+        ),
+        (
             {"url": "http://203.0.114.7/", "events": ["offer.created"], "description": "x" * 501},
             "Invalid request body: description must be at most 500 characters",
         ),

@@ -28,6 +28,8 @@ DESCRIPTION_MAX = 500
 DELIVERIES_LIMIT_DEFAULT = 20
 DELIVERIES_LIMIT_MAX = 100
 PUBLIC_URL_REQUIRED = "url must be a public http(s) address"
+#: How much of an unknown event type the error message repeats.
+SHOWN_NAME_MAX = 64
 URL_PATTERN = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\u0000-\\u0020\\u007f]+$"
 
 
@@ -47,8 +49,10 @@ def event_types(names: Sequence[str]) -> tuple[WebhookEvent, ...]:
     for name in names:
         event = known.get(name)
         if event is None:
+            # Echoed short: the message travels in a gRPC trailer, which has a size limit.
+            shown = repr(name) if len(name) <= SHOWN_NAME_MAX else f"{name[:SHOWN_NAME_MAX]!r}…"
             raise InvalidArgument.field(
-                "events", f"events must be among {', '.join(known)}; got {name!r}"
+                "events", f"events must be among {', '.join(known)}; got {shown}"
             )
         if event not in chosen:
             chosen.append(event)
