@@ -4,7 +4,8 @@ write answers as if it ran wholly before the erasure (its rows are erased with t
 wholly after it (it re-creates the user, or, when suppressed, is refused item by item), never
 500 and never half: a batch's events are all kept or all gone, and the counters match them.
 SQLite runs writers one at a time; PostgreSQL runs them at once, so there the profile's lock
-decides the order."""
+decides the order. A claim of the user's offer racing the erasure is the same: it answers
+200 (and its offer and event are erased) or 404 `Offer not found`, never 500."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ import pytest
 
 from scripts.stack import Stack
 from tests.api.conftest import Tenant
-from tests.api.rest import headers, success
+from tests.api.rest import error, headers, success
 from tests.api.test_events import play, profile, track
+from tests.api.test_offers import offers, run_analytics
 from tests.api.test_privacy import ERASED, USERS
 
 BASE = "/v1/user-journeys"
@@ -194,3 +196,27 @@ def test_writes_racing_an_erasure_run_wholly_before_or_after_it(
         assert len(set(stored)) == len(stored)
         assert set(stored) <= {i for ids in kept for i in ids}, stored
         assert profile(http, tenant.public, external_id)["totalEvents"] == len(stored)
+
+
+def test_a_claim_racing_an_erasure_answers_as_before_or_after_it(
+    http: httpx.Client, stack: Stack, tenant: Tenant
+) -> None:
+    """The claim locks the offer, then stores its event; the erasure locks the profile, then
+    deletes the offers: each waits for the other unless the claim takes the profile first."""
+    claimers = [f"claimer-{n}" for n in range(ROUNDS * 2)]
+    track(http, tenant.public, [play(external_id) for external_id in claimers])
+    run_analytics(stack)
+    for external_id in claimers:
+        (offer, *_) = offers(http, tenant.public, external_id)
+        path = f"{USERS}/{external_id}/offers/{offer['id']}/claim"
+
+        claim, erasure = _at_once(
+            partial(_request, stack, "POST", path, tenant.public),
+            partial(_request, stack, "DELETE", f"{USERS}/{external_id}", tenant.secret),
+        )
+
+        assert erasure.status_code == 200, erasure.text
+        if claim.status_code != 200:
+            error(claim, 404, "Offer not found")
+        gone = http.get(f"{USERS}/{external_id}", headers={"X-API-Key": tenant.public})
+        assert gone.status_code == 404, gone.text

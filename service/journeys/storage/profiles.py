@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Integer,
+    Select,
     String,
     Table,
     and_,
@@ -111,12 +112,22 @@ class Profiles(ScopedStore):
     )
 
     async def get_user(self, external_id: str) -> UserRecord | None:
+        return await self._user(self._USER_BY_EXTERNAL_ID, external_id)
+
+    # FOR KEY SHARE on PostgreSQL, as `Ingestion` finds the profiles it writes for (see there):
+    # it holds off only an erasure.
+    _USER_LOCKED = _USER_BY_EXTERNAL_ID.with_for_update(read=True, key_share=True)
+
+    async def lock_user(self, external_id: str) -> UserRecord | None:
+        """The profile, kept from being erased until the transaction ends; None if there is
+        none (also if an erasure removed it while this waited)."""
+        return await self._user(self._USER_LOCKED, external_id)
+
+    async def _user(self, statement: Select[Any], external_id: str) -> UserRecord | None:
         if "\x00" in external_id:  # stored ids never hold one; PostgreSQL text cannot hold one
             return None
         row = (
-            await self._connection.execute(
-                self._USER_BY_EXTERNAL_ID, self._scope.binds(external_id=external_id)
-            )
+            await self._connection.execute(statement, self._scope.binds(external_id=external_id))
         ).first()
         return None if row is None else user_record(row)
 
