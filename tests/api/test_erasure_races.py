@@ -5,7 +5,8 @@ wholly after it (it re-creates the user, or, when suppressed, is refused item by
 500 and never half: a batch's events are all kept or all gone, and the counters match them.
 SQLite runs writers one at a time; PostgreSQL runs them at once, so there the profile's lock
 decides the order. A claim of the user's offer racing the erasure is the same: it answers
-200 (and its offer and event are erased) or 404 `Offer not found`, never 500."""
+200 (and its offer and event are erased) or 404 `Offer not found`, never 500; and an
+analytics run over the users being erased completes."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from journeys.usecases.analytics import CHUNK_SIZE
 
 from scripts.stack import Stack
 from tests.api.conftest import Tenant
@@ -33,6 +35,8 @@ BATCH = 3  # events of the user in each /track batch
 #: Requests each writer sends at most in a round; it stops early, one request after the
 #: erasure has answered.
 ATTEMPTS = 60
+CHUNK = CHUNK_SIZE  # users analysed in one transaction
+ERASE_EVERY = 10
 
 
 @dataclass
@@ -218,5 +222,34 @@ def test_a_claim_racing_an_erasure_answers_as_before_or_after_it(
         assert erasure.status_code == 200, erasure.text
         if claim.status_code != 200:
             error(claim, 404, "Offer not found")
+        gone = http.get(f"{USERS}/{external_id}", headers={"X-API-Key": tenant.public})
+        assert gone.status_code == 404, gone.text
+
+
+def test_an_analytics_run_racing_erasures_completes_and_they_all_answer(
+    http: httpx.Client, stack: Stack, tenant: Tenant
+) -> None:
+    """The run reads a chunk of profiles, computes their segments and offers, then writes them
+    with rows referencing each profile; users erased meanwhile must neither fail the run nor
+    have any of those rows written for them (their erasure answers 200)."""
+    population = [f"analysed-{n:04d}" for n in range(CHUNK)]
+    for start in range(0, CHUNK, 500):
+        track(
+            http,
+            tenant.public,
+            [play(external_id) for external_id in population[start : start + 500]],
+        )
+
+    def erase_all() -> list[int]:
+        return [
+            _request(stack, "DELETE", f"{USERS}/{external_id}", tenant.secret).status_code
+            for external_id in reversed(population[::ERASE_EVERY])
+        ]
+
+    run, erasures = _at_once(partial(run_analytics, stack), erase_all)
+
+    assert not isinstance(run, BaseException), run
+    assert erasures == [200] * len(population[::ERASE_EVERY])
+    for external_id in population[::ERASE_EVERY]:
         gone = http.get(f"{USERS}/{external_id}", headers={"X-API-Key": tenant.public})
         assert gone.status_code == 404, gone.text

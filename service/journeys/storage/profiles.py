@@ -162,11 +162,16 @@ class Profiles(ScopedStore):
         .where(TenantScope.of(users), users.c.external_id > bindparam("after", type_=String()))
         .order_by(users.c.external_id)
         .limit(bindparam("limit", type_=Integer()))
+        # The analytics job writes rows referencing each profile of the chunk it read: held
+        # FOR KEY SHARE (see `lock_user`), none is erased before the chunk commits, and one
+        # erased before it is read is not in the chunk.
+        .with_for_update(read=True, key_share=True)
     )
 
     async def users_after(self, after_external_id: str, limit: int) -> list[UserCounters]:
-        """The next chunk of users in external id order: keyset paging along the tenant's
-        unique index, so every chunk costs the same however far the scan has got."""
+        """The next chunk of users in external id order, kept from being erased until the
+        transaction ends: keyset paging along the tenant's unique index, so every chunk costs
+        the same however far the scan has got."""
         rows = await self._connection.execute(
             self._USERS_AFTER, self._scope.binds(after=after_external_id, limit=limit)
         )
