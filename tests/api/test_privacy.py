@@ -4,9 +4,8 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import grpc
 import httpx
@@ -16,6 +15,7 @@ from gamifyhost.userjourneys.v1 import privacy_service_pb2_grpc as pb_grpc
 from journeys.domain import Environment, KeyKind
 
 from scripts.stack import Stack
+from tests.api.conftest import Tenant
 from tests.api.rest import RFC3339_SECONDS, error, headers, success
 from tests.api.test_events import play, stamp, track
 from tests.api.test_offers import run_analytics
@@ -24,18 +24,6 @@ from tests.conftest import KeyFactory
 BASE = "/v1/user-journeys"
 USERS = f"{BASE}/users"
 ERASED = "Invalid request body: externalId has been erased"
-
-
-class Tenant(NamedTuple):
-    partner: str
-    secret: str
-    public: str
-
-
-@pytest.fixture
-def tenant(new_key: KeyFactory) -> Tenant:
-    partner = f"partner-{uuid.uuid4()}"
-    return Tenant(partner, new_key(partner=partner, kind=KeyKind.SECRET), new_key(partner=partner))
 
 
 def erase(http: httpx.Client, key: str, external_id: str, query: str = "") -> httpx.Response:

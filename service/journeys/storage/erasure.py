@@ -42,9 +42,13 @@ def _of_user(table: Table) -> Delete:
 
 
 class Erasures(ScopedStore):
-    # PostgreSQL: the profile is locked first, so an ingestion storing events for this user
-    # right now either finishes before (and its events are erased too) or waits and then
-    # fails its reference to the profile, instead of leaving rows behind.
+    # PostgreSQL: the profile is locked first. Every writer of a user's rows holds the
+    # profile FOR KEY SHARE from the moment it finds it (`Ingestion`, `Profiles.lock_user`,
+    # the analytics job's `Profiles.users_after`), so a write either holds it already, and
+    # this waits for it and erases what it stored too, or waits for this, and then finds no
+    # profile: it creates a new one (an event or profile for an unknown id does), is refused
+    # as suppressed, answers 404 (a claim), or leaves the user out (the analytics job). An
+    # upsert of the profile (POST /users) waits on this lock as well, then inserts anew.
     _LOCK = (
         select(users.c.id)
         .where(TenantScope.of(users), users.c.id == bindparam("user_id"))

@@ -174,30 +174,45 @@ class Ingestion(ScopedStore):
             first, last = seen.get(draft.external_id, (draft.occurred_at, draft.occurred_at))
             seen[draft.external_id] = (max(first, draft.occurred_at), min(last, draft.occurred_at))
         ids = await self._user_ids(list(seen))
-        missing = sorted(external_id for external_id in seen if external_id not in ids)
-        if not missing:
-            return ids, set()
+        created: set[str] = set()
         # Most users of a batch exist already: only the others are offered for insertion,
-        # and the conflict target still decides between concurrent first writes.
-        created = set(
-            (
-                await self._connection.execute(
-                    self._ADD_NEW_USERS[self._connection.dialect.name],
-                    [new_profile(self._scope, eid, *seen[eid], now) for eid in missing],
-                )
-            ).scalars()
-        )
-        ids |= await self._user_ids(missing)
+        # and the conflict target still decides between concurrent first writes. A profile
+        # another writer created meanwhile may be erased before it is looked up again: then
+        # it is missing still, and created here.
+        while missing := sorted(external_id for external_id in seen if external_id not in ids):
+            created |= set(
+                (
+                    await self._connection.execute(
+                        self._ADD_NEW_USERS[self._connection.dialect.name],
+                        [new_profile(self._scope, eid, *seen[eid], now) for eid in missing],
+                    )
+                ).scalars()
+            )
+            ids |= await self._user_ids(missing)
+        if not created:
+            return ids, created
         refused = await suppressed_among(
-            self._connection, self._scope, [eid for eid in missing if ids.get(eid) in created]
+            self._connection, self._scope, [eid for eid, uid in ids.items() if uid in created]
         )
         if refused:
             await self._drop_users_without_events(created)
             raise SuppressedExternalIds(frozenset(refused))
         return ids, created
 
-    _USER_IDS = select(users.c.external_id, users.c.id).where(
-        TenantScope.of(users), users.c.external_id.in_(bindparam("external_ids", expanding=True))
+    # PostgreSQL: FOR KEY SHARE, the lock the events' references to the profile would take
+    # later anyway, taken as the profile is found. It blocks only an erasure (FOR UPDATE, then
+    # DELETE), not other writers or the analytics job (their UPDATEs leave the key alone).
+    # So an erasure of one of these users either waits for this transaction, and erases what
+    # it stored; or went first, and the profile is not found here (a locking read skips a row
+    # deleted meanwhile), so the batch creates it again or is refused as suppressed.
+    # SQLite renders no lock: its writers never run at once.
+    _USER_IDS = (
+        select(users.c.external_id, users.c.id)
+        .where(
+            TenantScope.of(users),
+            users.c.external_id.in_(bindparam("external_ids", expanding=True)),
+        )
+        .with_for_update(read=True, key_share=True)
     )
 
     async def _user_ids(self, external_ids: list[str]) -> dict[str, str]:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Integer,
+    Select,
     String,
     Table,
     and_,
@@ -111,12 +112,22 @@ class Profiles(ScopedStore):
     )
 
     async def get_user(self, external_id: str) -> UserRecord | None:
+        return await self._user(self._USER_BY_EXTERNAL_ID, external_id)
+
+    # FOR KEY SHARE on PostgreSQL, as `Ingestion` finds the profiles it writes for (see there):
+    # it holds off only an erasure.
+    _USER_LOCKED = _USER_BY_EXTERNAL_ID.with_for_update(read=True, key_share=True)
+
+    async def lock_user(self, external_id: str) -> UserRecord | None:
+        """The profile, kept from being erased until the transaction ends; None if there is
+        none (also if an erasure removed it while this waited)."""
+        return await self._user(self._USER_LOCKED, external_id)
+
+    async def _user(self, statement: Select[Any], external_id: str) -> UserRecord | None:
         if "\x00" in external_id:  # stored ids never hold one; PostgreSQL text cannot hold one
             return None
         row = (
-            await self._connection.execute(
-                self._USER_BY_EXTERNAL_ID, self._scope.binds(external_id=external_id)
-            )
+            await self._connection.execute(statement, self._scope.binds(external_id=external_id))
         ).first()
         return None if row is None else user_record(row)
 
@@ -151,11 +162,16 @@ class Profiles(ScopedStore):
         .where(TenantScope.of(users), users.c.external_id > bindparam("after", type_=String()))
         .order_by(users.c.external_id)
         .limit(bindparam("limit", type_=Integer()))
+        # The analytics job writes rows referencing each profile of the chunk it read: held
+        # FOR KEY SHARE (see `lock_user`), none is erased before the chunk commits, and one
+        # erased before it is read is not in the chunk.
+        .with_for_update(read=True, key_share=True)
     )
 
     async def users_after(self, after_external_id: str, limit: int) -> list[UserCounters]:
-        """The next chunk of users in external id order: keyset paging along the tenant's
-        unique index, so every chunk costs the same however far the scan has got."""
+        """The next chunk of users in external id order, kept from being erased until the
+        transaction ends: keyset paging along the tenant's unique index, so every chunk costs
+        the same however far the scan has got."""
         rows = await self._connection.execute(
             self._USERS_AFTER, self._scope.binds(after=after_external_id, limit=limit)
         )

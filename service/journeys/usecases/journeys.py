@@ -107,7 +107,9 @@ class Journeys:
         async with self._db.transaction(write=True) as tx:
             store = tx.tenant(await authenticate(tx.keys, caller))
             canonical_id = canonical_uuid(offer_id)
-            user = await store.get_user(external_id)
+            # The profile before the offer, as an erasure takes them: else each would wait
+            # for the other.
+            user = await store.lock_user(external_id)
             if canonical_id is None or user is None:
                 raise OfferNotFound
             offer = await store.offer_for_update(user.id, canonical_id)
