@@ -58,7 +58,10 @@ async def serve(settings: Settings, *, gateway: bool = True, demo_key: bool = Fa
         parts.push_async_callback(lambda: server.stop(grace.left))
         if settings.analytics_interval > 0:
             schedule = asyncio.create_task(
-                run_on_schedule(AnalyticsJob(database), settings.analytics_interval)
+                run_on_schedule(
+                    AnalyticsJob(database, offer_seed=settings.offer_seed),
+                    settings.analytics_interval,
+                )
             )
             parts.push_async_callback(_cancel, schedule)
         if envoy is not None:

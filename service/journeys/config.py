@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Run from a checkout, the data lives in it; installed from a wheel, in the current directory.
@@ -40,6 +41,9 @@ class Settings:
     rate_burst: float = 200.0
     #: Web origins whose pages may call the API (CORS); `*` is any origin.
     cors_origins: tuple[str, ...] = ("*",)
+    #: Seeds the offer engine's sampling, so runs over the same data make the same offers;
+    #: None (unset) draws fresh randomness.
+    offer_seed: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +67,7 @@ class Settings:
             rate_limit=_float(env, "JOURNEYS_RATE_LIMIT", defaults.rate_limit),
             rate_burst=_float(env, "JOURNEYS_RATE_BURST", defaults.rate_burst),
             cors_origins=_origins(env, "JOURNEYS_CORS_ORIGINS", defaults.cors_origins),
+            offer_seed=_int(env, "JOURNEYS_OFFER_SEED", None),
         )
 
 
@@ -91,7 +96,15 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+@overload
+def _int(env: Mapping[str, str], name: str, default: int) -> int: ...
+
+
+@overload
+def _int(env: Mapping[str, str], name: str, default: None) -> int | None: ...
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     raw = env.get(name)
     if not raw:
         return default

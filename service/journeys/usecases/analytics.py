@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -60,10 +61,12 @@ class AnalyticsJob:
         database: Database,
         clock: Callable[[], datetime] = utc_now,
         chunk_size: int = CHUNK_SIZE,
+        offer_seed: int | None = None,
     ) -> None:
         self._db = database
         self._clock = clock
         self._chunk_size = chunk_size
+        self._offer_seed = offer_seed
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     async def run(
@@ -130,6 +133,8 @@ class AnalyticsJob:
             store = tx.tenant(tenant)
             summary.offers_expired += await store.expire_offers(as_of)
             offer_types = catalogue.entries(await store.catalogue_override())
+            outcomes = await store.offer_outcomes()
+        sampler = self._sampler(tenant, as_of)
         after = ""
         while True:
             async with self._db.transaction(write=True) as tx:
@@ -174,6 +179,8 @@ class AnalyticsJob:
                             points_value=offer.entry.points_value,
                             expires_at=offer.expires_at,
                             metadata=offer.metadata,
+                            context_stage=segments.stage.value,
+                            context_tier=segments.tier.value,
                         )
                         for offer in rules.plan_offers(
                             segments,
@@ -181,6 +188,8 @@ class AnalyticsJob:
                             histories.get(user.id, NO_OFFERS),
                             offer_types,
                             as_of,
+                            outcomes,
+                            sampler,
                         )
                     )
                 await store.save_segments(computed, as_of)
@@ -194,6 +203,16 @@ class AnalyticsJob:
             summary.offers_created += len(planned)
             if progress is not None:
                 progress(summary.users_scanned, population)
+
+    def _sampler(self, tenant: Tenant, as_of: datetime) -> random.Random:
+        """The draws of one tenant's run. Under `JOURNEYS_OFFER_SEED` they depend only on the
+        seed, the tenant and the instant (users are planned in a fixed order), so a run can be
+        repeated exactly; otherwise they are fresh."""
+        if self._offer_seed is None:
+            return random.Random()
+        return random.Random(
+            f"{self._offer_seed}/{tenant.partner_id}/{tenant.environment.value}/{as_of:%Y-%m-%dT%H:%M:%SZ}"
+        )
 
 
 async def run_on_schedule(job: AnalyticsJob, interval_seconds: float) -> None:
