@@ -13,12 +13,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from journeys.domain import EventInput, KeyKind, UserChanges
+from journeys.domain import Environment, EventInput, KeyKind, UserChanges
 from journeys.storage.database import Database
 from journeys.storage.schema import metadata
 from journeys.usecases import Journeys
 from journeys.usecases.analytics import AnalyticsJob
 from journeys.usecases.auth import Caller
+from journeys.usecases.holdout import holdout
 from journeys.usecases.segments import Segments
 
 from scripts.stack import migrate, new_key
@@ -99,6 +100,7 @@ def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url:
             )
             await api.get_user(key, "u1")
             await api.get_timeline(key, "u1", 1, 20)
+            await holdout(database, "audited", Environment.TEST, NOW, 0.0)
             await AnalyticsJob(database, clock=lambda: NOW).run(NOW)
             for user in ("u1", "u2", "u3"):
                 for offer in await api.get_offers(key, user):

@@ -9,6 +9,7 @@ from journeys.storage.catalogue import Catalogue
 from journeys.storage.connection import StoreConnection
 from journeys.storage.erasure import Erasures
 from journeys.storage.export import Exports
+from journeys.storage.holdouts import Holdouts
 from journeys.storage.ingest import Ingestion
 from journeys.storage.members import Members
 from journeys.storage.offers import Offers
@@ -29,6 +30,7 @@ class TenantStore(
     Erasures,
     Suppressions,
     Exports,
+    Holdouts,
 ):
     def __init__(self, connection: StoreConnection, tenant: Tenant) -> None:
         super().__init__(connection, TenantScope(tenant))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
 import time
 import uuid
@@ -18,7 +17,7 @@ from journeys import observability, rules
 from journeys.domain import ComputedSegments, NewOffer, Tenant, utc_now
 from journeys.rules import LifecycleStage, OfferHistory
 from journeys.storage.database import Database
-from journeys.usecases import catalogue
+from journeys.usecases import offer_plan
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +131,7 @@ class AnalyticsJob:
         async with self._db.transaction(write=True) as tx:
             store = tx.tenant(tenant)
             summary.offers_expired += await store.expire_offers(as_of)
-            offer_types = catalogue.entries(await store.catalogue_override())
-            outcomes = await store.offer_outcomes()
-        sampler = self._sampler(tenant, as_of)
+            plan = await offer_plan.load(store, tenant, as_of, self._offer_seed)
         after = ""
         while True:
             async with self._db.transaction(write=True) as tx:
@@ -170,27 +167,7 @@ class AnalyticsJob:
                     if before != segments.stage.value:
                         transitions.append((user.id, before, segments.stage.value))
                     planned.extend(
-                        NewOffer(
-                            user_id=user.id,
-                            offer_type=offer.entry.offer_type,
-                            game_type=offer.entry.game_type,
-                            title=offer.entry.title,
-                            description=offer.entry.description,
-                            points_value=offer.entry.points_value,
-                            expires_at=offer.expires_at,
-                            metadata=offer.metadata,
-                            context_stage=segments.stage.value,
-                            context_tier=segments.tier.value,
-                        )
-                        for offer in rules.plan_offers(
-                            segments,
-                            rules.days_since(user.last_seen_at, as_of),
-                            histories.get(user.id, NO_OFFERS),
-                            offer_types,
-                            as_of,
-                            outcomes,
-                            sampler,
-                        )
+                        plan.offers_for(user, segments, histories.get(user.id, NO_OFFERS))
                     )
                 await store.save_segments(computed, as_of)
                 await store.add_transitions(transitions, as_of)
@@ -203,16 +180,6 @@ class AnalyticsJob:
             summary.offers_created += len(planned)
             if progress is not None:
                 progress(summary.users_scanned, population)
-
-    def _sampler(self, tenant: Tenant, as_of: datetime) -> random.Random:
-        """The draws of one tenant's run. Under `JOURNEYS_OFFER_SEED` they depend only on the
-        seed, the tenant and the instant (users are planned in a fixed order), so a run can be
-        repeated exactly; otherwise they are fresh."""
-        if self._offer_seed is None:
-            return random.Random()
-        return random.Random(
-            f"{self._offer_seed}/{tenant.partner_id}/{tenant.environment.value}/{as_of:%Y-%m-%dT%H:%M:%SZ}"
-        )
 
 
 async def run_on_schedule(job: AnalyticsJob, interval_seconds: float) -> None:
