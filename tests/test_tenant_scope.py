@@ -20,6 +20,7 @@ from journeys.usecases import Journeys
 from journeys.usecases.analytics import AnalyticsJob
 from journeys.usecases.auth import Caller
 from journeys.usecases.holdout import holdout
+from journeys.usecases.reports import Reports
 from journeys.usecases.segments import Segments
 
 from scripts.stack import migrate, new_key
@@ -106,6 +107,7 @@ def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url:
                 for offer in await api.get_offers(key, user):
                     await api.claim_offer(key, user, offer.id)
             await AnalyticsJob(database, clock=lambda: NOW).run(NOW + timedelta(days=8))
+            await Reports(database, clock=lambda: NOW + timedelta(days=8)).offers(secret, "")
             segments = Segments(database)
             await segments.sizes(secret)
             page = await segments.members(secret, "active", None, 1, 1, None)

@@ -14,12 +14,13 @@ from journeys.domain import Environment, utc_now
 from journeys.gateway import Gateway
 from journeys.observability import MetricsServer
 from journeys.storage.database import Database
-from journeys.transport import privacy, segments, servicer
+from journeys.transport import privacy, reports, segments, servicer
 from journeys.transport.ratelimit import RateLimiter
 from journeys.transport.server import GrpcServer
 from journeys.usecases import Journeys, keys
 from journeys.usecases.analytics import AnalyticsJob, run_on_schedule
 from journeys.usecases.privacy import Privacy
+from journeys.usecases.reports import Reports
 from journeys.usecases.segments import Segments
 
 log = logging.getLogger("journeys")
@@ -85,6 +86,7 @@ def _servicers(database: Database) -> dict[str, object]:
         servicer.SERVICE_NAME: servicer.UserJourneysServicer(Journeys(database)),
         segments.SERVICE_NAME: segments.SegmentsServicer(Segments(database)),
         privacy.SERVICE_NAME: privacy.PrivacyServicer(Privacy(database)),
+        reports.SERVICE_NAME: reports.ReportsServicer(Reports(database)),
     }
 
 

@@ -1,11 +1,11 @@
 """Schemathesis hooks for `test_schemathesis.py` (loaded through SCHEMATHESIS_HOOKS).
 
-Three request rules no schema can state: `occurredAt` may be at most 5 minutes in the future
-(the clock's), a `cursor` must be one the API returned (it encodes an id), and an id erased
-with `?suppress=true` is refused from then on (the state's: a later schema-valid POST /users
-for it would be rejected). A request that is schema-valid only because the document cannot
-say so is dropped before it is sent, so "schema-valid request rejected" keeps meaning what it
-says.
+Four request rules no schema can state: `occurredAt` may be at most 5 minutes in the future
+and the offer report's `since` must be in the past (the clock's), a `cursor` must be one the
+API returned (it encodes an id), and an id erased with `?suppress=true` is refused from then
+on (the state's: a later schema-valid POST /users for it would be rejected). A request that is
+schema-valid only because the document cannot say so is dropped before it is sent, so
+"schema-valid request rejected" keeps meaning what it says.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def filter_body(context: Any, body: Any) -> bool:
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     """Every phase passes here (the coverage phase does not filter): an erasure is sent
     without suppression, and a cursor of the right alphabet that this API did not return
-    is left out, as a partner paging from the first page would."""
+    is left out, as a partner paging from the first page would; so is a report's `since`
+    that is not in the past."""
     query = case.query
     if not isinstance(query, dict):
         return
@@ -43,9 +44,26 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
             decode_cursor(cursor)
         except InvalidArgument:
             del query["cursor"]
+    since = query.get("since")
+    if isinstance(since, str) and _not_past(since):
+        del query["since"]
 
 
 _TRUE = {"true", "1", "t"}
+
+
+def _not_past(value: str) -> bool:
+    """A timestamp at or after now (an unreadable one is left to the service to refuse)."""
+    try:
+        instant = datetime.fromisoformat(value.upper())
+    except ValueError:
+        return False
+    if instant.tzinfo is None:
+        return False
+    try:
+        return instant >= datetime.now(UTC) - timedelta(seconds=5)
+    except OverflowError:
+        return True
 
 
 def _in_the_future(body: Any) -> bool:

@@ -102,6 +102,9 @@ users = Table(
     Column("segment_engagement_score", Float, nullable=True),
     Column("segment_churn_risk", Integer, nullable=True),
     Column("segments_computed_at", UTCDateTime(), nullable=True),
+    # The "as of" instant of the first analytics run that classified the user (from migration
+    # 0007 on): the start of the week the offer report's uplift measures.
+    Column("first_classified_at", UTCDateTime(), nullable=True),
     PrimaryKeyConstraint(*TENANT, "id"),
     UniqueConstraint(*TENANT, "external_id"),
     # Segment members (GET /users) page by externalId within one stage or tier: a page is a

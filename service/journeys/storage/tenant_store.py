@@ -14,6 +14,7 @@ from journeys.storage.ingest import Ingestion
 from journeys.storage.members import Members
 from journeys.storage.offers import Offers
 from journeys.storage.profiles import Profiles
+from journeys.storage.reports import OfferReports
 from journeys.storage.scope import TenantScope
 from journeys.storage.segments import Segments
 from journeys.storage.suppressions import Suppressions
@@ -31,6 +32,7 @@ class TenantStore(
     Suppressions,
     Exports,
     Holdouts,
+    OfferReports,
 ):
     def __init__(self, connection: StoreConnection, tenant: Tenant) -> None:
         super().__init__(connection, TenantScope(tenant))

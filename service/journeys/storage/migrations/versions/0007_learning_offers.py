@@ -3,8 +3,9 @@
 Offers record the stage and tier they were made in. `offer_outcomes` counts, per tenant,
 offer type and context, the offers claimed before expiry and those expired unclaimed; it is
 maintained by the claim and the expiry sweep. `offer_holdouts` holds a tenant's holdout share
-when it is not the default. Offers made before this migration carry no context and count for
-nothing.
+when it is not the default. Users record when a run first classified them (the offer report's
+uplift week); users classified before this migration have no such instant and are left out of
+it. Offers made before this migration carry no context and count for nothing.
 
 Revision ID: 0007
 Revises: 0006
@@ -29,6 +30,7 @@ TENANT = ["partner_id", "environment"]
 def upgrade() -> None:
     op.add_column("offers", sa.Column("context_stage", sa.String(16), nullable=True))
     op.add_column("offers", sa.Column("context_tier", sa.String(16), nullable=True))
+    op.add_column("users", sa.Column("first_classified_at", UTCDateTime(), nullable=True))
     op.create_table(
         "offer_outcomes",
         sa.Column("partner_id", sa.String(36), nullable=False),
@@ -61,6 +63,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("offer_holdouts")
     op.drop_table("offer_outcomes")
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("first_classified_at")
     with op.batch_alter_table("offers") as batch:
         batch.drop_column("context_tier")
         batch.drop_column("context_stage")
