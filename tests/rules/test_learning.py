@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from journeys.rules import (
-    APPRENTICE_OUTCOMES,
     EXPLORATION_FLOOR,
     EngagementTier,
     LifecycleStage,
@@ -131,9 +130,27 @@ def test_an_apprentice_keeps_its_place_among_learned_types() -> None:
     assert [r.evidence for r in rank(["b", "a", "c"], known, Best())] == [GOOD, None, BAD]
 
 
-def test_exploration_shuffles_the_learned_types_only() -> None:
+def test_exploration_shuffles_every_competitor_apprentices_included() -> None:
     known = {"a": Outcome(0, 0), "b": GOOD, "c": BAD}
-    assert [r.offer_type for r in rank(["a", "b", "c"], known, Exploring())] == ["a", "c", "b"]
+    explored = rank(["a", "b", "c"], known, Exploring())
+    assert [r.offer_type for r in explored] == ["c", "b", "a"]
+    assert [r.evidence for r in explored] == [BAD, GOOD, Outcome(0, 0)]
+
+
+def test_a_context_without_outcomes_never_explores() -> None:
+    assert chosen({}, Exploring()) == ["vip_play"]
+    assert chosen({CONTEXT: {"vip_play": Outcome(0, 0)}}, Exploring()) == ["vip_play"]
+    assert chosen({("new", "whale"): {"vip_play": GOOD}}, Exploring()) == ["vip_play"]
+
+
+def test_exploration_tries_a_low_priority_type_without_outcomes() -> None:
+    (offer,) = plan({CONTEXT: {"vip_play": Outcome(3, 4)}}, Exploring())
+    assert offer.entry.offer_type == "multiplier_bonus"
+    assert offer.metadata["policy"] == "learned"
+    assert (offer.metadata["claimRate"], offer.metadata["outcomes"]) == (0.5, 0)
+    assert offer.metadata["reason"].endswith(
+        "; tried to learn how power-user whale users take it (n = 0)."
+    )
 
 
 def test_the_worst_type_keeps_its_floor_in_many_draws() -> None:
@@ -194,10 +211,9 @@ def test_learning_only_reorders_what_the_rules_allow(
     for offer in learned:
         outcome = known.get(offer.entry.offer_type, Outcome())
         if offer.metadata["policy"] == "learned":
-            assert outcome.count >= APPRENTICE_OUTCOMES
             assert offer.metadata["outcomes"] == outcome.count
             assert 0 < offer.metadata["claimRate"] < 1
-    if all(outcome.count < APPRENTICE_OUTCOMES for outcome in known.values()):
+    if all(outcome.count == 0 for outcome in known.values()):
         assert [offer.entry.offer_type for offer in learned] == [
             offer.entry.offer_type for offer in baseline
         ]
@@ -223,7 +239,7 @@ class Recording:
 def test_the_exploration_branch_is_taken_with_probability_floor_times_k(
     k: int, roll: float
 ) -> None:
-    # Under a uniform shuffle each of the k learned types comes first with probability 1 / k,
+    # Under a uniform shuffle each of the k competitors comes first with probability 1 / k,
     # so exploring with probability min(1, 5 % x k) gives each at least 5 %.
     names = [f"t{n}" for n in range(k)]
     sampler = Recording(roll)

@@ -3,16 +3,18 @@ the priority rules, pure (the sampler is passed in).
 
 - An outcome is a success (claimed before expiry) or a failure (expired unclaimed), counted
   per offer type and context: the user's stage and tier when the offer was made.
-- A type with fewer than `APPRENTICE_OUTCOMES` outcomes in a context is an apprentice there:
-  it keeps its place in the documented priority order. So a tenant without outcomes ranks
-  exactly by priority.
-- The places the learned types hold in the priority order are given out again among them,
-  best first by one draw each from Beta(1 + successes, 1 + failures).
-- Exploration floor: with probability `min(1, EXPLORATION_FLOOR * k)`, the k learned
-  competitors are ranked by a uniform shuffle instead of their draws. A shuffle puts each of
-  them first among the learned places with probability 1 / k, so every learned competitor
-  takes the best learned place, and so a slot whenever a learned type gets one, with
-  probability at least `EXPLORATION_FLOOR`, however bad its record.
+- A context without any outcome (so every context of a new tenant) is ranked exactly by the
+  documented priority.
+- Otherwise, a type with fewer than `APPRENTICE_OUTCOMES` outcomes in the context is an
+  apprentice there: it keeps its place in the priority order. The places the learned types
+  hold are given out again among them, best first by one draw each from
+  Beta(1 + successes, 1 + failures).
+- Exploration floor: with probability `min(1, EXPLORATION_FLOOR * k)`, the k competitors
+  (apprentices included) are ranked by a uniform shuffle instead. A shuffle puts each of them
+  first with probability 1 / k, and the first place always gets a slot, so every competing
+  type is chosen with probability at least `EXPLORATION_FLOOR` (for k <= 20), however poor
+  its record or low its priority. This is also how an apprentice of low priority gathers the
+  outcomes that end its apprenticeship.
 """
 
 from __future__ import annotations
@@ -70,21 +72,24 @@ class Ranked:
 
 def rank(candidates: Sequence[str], known: Mapping[str, Outcome], sampler: Sampler) -> list[Ranked]:
     """`candidates` (in priority order) in the order they should take slots."""
-    places = [n for n, offer_type in enumerate(candidates) if _outcome(known, offer_type).learned]
     ranked = [Ranked(offer_type) for offer_type in candidates]
-    if len(places) < 2:  # nothing to choose between: priority places it
+    if not any(_outcome(known, offer_type).count for offer_type in candidates):
+        return ranked  # no evidence at all: the documented priority
+    if sampler.random() < min(1.0, EXPLORATION_FLOOR * len(candidates)):
+        explored = list(candidates)
+        sampler.shuffle(explored)
+        return [Ranked(offer_type, _outcome(known, offer_type)) for offer_type in explored]
+    places = [n for n, offer_type in enumerate(candidates) if _outcome(known, offer_type).learned]
+    if len(places) < 2:  # nothing learned to choose between: priority places them
         return ranked
     learned = [candidates[n] for n in places]
-    if sampler.random() < min(1.0, EXPLORATION_FLOOR * len(learned)):
-        sampler.shuffle(learned)
-    else:
-        draws = {
-            offer_type: sampler.betavariate(
-                1 + _outcome(known, offer_type).successes, 1 + _outcome(known, offer_type).failures
-            )
-            for offer_type in learned
-        }
-        learned.sort(key=lambda offer_type: -draws[offer_type])
+    draws = {
+        offer_type: sampler.betavariate(
+            1 + _outcome(known, offer_type).successes, 1 + _outcome(known, offer_type).failures
+        )
+        for offer_type in learned
+    }
+    learned.sort(key=lambda offer_type: -draws[offer_type])
     for place, offer_type in zip(places, learned, strict=True):
         ranked[place] = Ranked(offer_type, _outcome(known, offer_type))
     return ranked
@@ -100,6 +105,8 @@ _TIER_WORDS = {"power_user": "power"}
 
 def evidence(outcome: Outcome, stage: str, tier: str) -> str:
     """The sentence naming what a learned choice rests on."""
-    share = round(100 * outcome.successes / outcome.count) if outcome.count else 0
     who = f"{_STAGE_WORDS.get(stage, stage)} {_TIER_WORDS.get(tier, tier)} users"
+    if not outcome.count:
+        return f"tried to learn how {who} take it (n = 0)"
+    share = round(100 * outcome.successes / outcome.count)
     return f"claimed by {share} % of {who} (n = {outcome.count})"
