@@ -61,11 +61,14 @@ class AnalyticsJob:
         clock: Callable[[], datetime] = utc_now,
         chunk_size: int = CHUNK_SIZE,
         offer_seed: int | None = None,
+        learning: bool = True,
     ) -> None:
         self._db = database
         self._clock = clock
         self._chunk_size = chunk_size
         self._offer_seed = offer_seed
+        #: False: the fixed priority alone, as before the engine learned (a benchmark baseline).
+        self._learning = learning
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     async def run(
@@ -131,7 +134,7 @@ class AnalyticsJob:
         async with self._db.transaction(write=True) as tx:
             store = tx.tenant(tenant)
             summary.offers_expired += await store.expire_offers(as_of)
-            plan = await offer_plan.load(store, tenant, as_of, self._offer_seed)
+            plan = await offer_plan.load(store, tenant, as_of, self._offer_seed, self._learning)
         after = ""
         while True:
             async with self._db.transaction(write=True) as tx:

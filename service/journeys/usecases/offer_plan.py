@@ -59,13 +59,16 @@ class OfferPlan:
         ]
 
 
-async def load(store: TenantStore, tenant: Tenant, as_of: datetime, seed: int | None) -> OfferPlan:
-    """Read after the expiry sweep, in its transaction, so its failures are counted."""
+async def load(
+    store: TenantStore, tenant: Tenant, as_of: datetime, seed: int | None, learning: bool = True
+) -> OfferPlan:
+    """Read after the expiry sweep, in its transaction, so its failures are counted. Without
+    `learning`, no outcomes: the priority decides every choice."""
     return OfferPlan(
         tenant=tenant,
         as_of=as_of,
         offer_types=catalogue.entries(await store.catalogue_override()),
-        outcomes=await store.offer_outcomes(),
+        outcomes=await store.offer_outcomes() if learning else {},
         holdout_share=await holdout.share_of(store),
         sampler=_sampler(tenant, as_of, seed),
     )
