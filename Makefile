@@ -29,6 +29,7 @@ help:
 	@echo "make dist   build the Python client wheel (journeys-client) into dist/"
 	@echo "make wheel  build the server wheel (journeys) into dist/"
 	@echo "make bench  benchmarks vs same-run baselines (bench-quick: under 2 minutes)"
+	@echo "make bench-offers  the learning offer engine in a 60-day simulation"
 	@echo "make clean  remove the virtualenv and generated code (keeps ./data)"
 
 # Everything: what the server needs, and every tool of lint and test.
@@ -154,13 +155,18 @@ clean:
 # the same run; the table goes to stdout and bench/results/latest.{md,json}. h2load (Debian's
 # nghttp2-client) is the load generator, installed with apt-get when missing; py-spy (pinned)
 # is the profiler used on missed targets.
-.PHONY: bench bench-quick bench-tools
+.PHONY: bench bench-quick bench-offers bench-tools
 
 bench: bench-tools
 	$(BIN)/python -m bench
 
 bench-quick: bench-tools
 	$(BIN)/python -m bench --quick
+
+# The learning offer engine in a simulated population (bench/offers.py, README "Offer engine
+# simulator"): claims per offer of the learned policy, the fixed priority and an oracle.
+bench-offers: runtime
+	$(BIN)/python -m bench.offers
 
 bench-tools: runtime postgres
 	@command -v h2load >/dev/null || { \

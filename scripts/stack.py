@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from journeys.app import READY_LINE
-from journeys.domain import Environment, KeyKind, utc_now
+from journeys.domain import Environment, KeyKind, Tenant, utc_now
 from journeys.storage.database import Database
 from journeys.usecases.auth import create_key
 from sqlalchemy import text
@@ -71,8 +71,9 @@ class Stack:
         partner: str,
         environment: Environment = Environment.TEST,
         kind: KeyKind = KeyKind.PUBLIC,
+        holdout: float | None = 0.0,
     ) -> str:
-        return new_key(self.database_url, partner, environment, kind)
+        return new_key(self.database_url, partner, environment, kind, holdout)
 
 
 def stack_env(database_url: str, http_port: int, grpc_port: int, admin_port: int) -> dict[str, str]:
@@ -117,10 +118,23 @@ def new_key(
     partner: str,
     environment: Environment = Environment.TEST,
     kind: KeyKind = KeyKind.PUBLIC,
+    holdout: float | None = 0.0,
 ) -> str:
+    """A key of `partner` (made if new). Its tenant's offer holdout share is set to `holdout`
+    (0 unless asked: partner ids are random, so with the default 5 % one test user in twenty
+    that a test expects offers for would be held out at random); None leaves the tenant's
+    share as it is, the documented default for a new tenant."""
+
     async def create() -> str:
         async with Database(database_url) as database, database.transaction(write=True) as tx:
-            return await create_key(tx.keys, partner, environment, utc_now(), kind)
+            key = await create_key(tx.keys, partner, environment, utc_now(), kind)
+            if holdout is not None:
+                partner_id = await tx.keys.partner_id(partner)
+                assert partner_id is not None
+                await tx.tenant(Tenant(partner_id, environment)).set_holdout_share(
+                    holdout, utc_now()
+                )
+            return key
 
     return asyncio.run(create())
 

@@ -92,14 +92,17 @@ KeyFactory = Callable[..., str]
 
 @pytest.fixture
 def new_key(stack: Stack) -> KeyFactory:
-    """Makes a key for a partner of this test only (a fresh partner unless one is named)."""
+    """Makes a key for a partner of this test only (a fresh partner unless one is named).
+    Its offer holdout share is 0 unless the test asks for another (`holdout=`; None keeps the
+    default of a new tenant, 5 %): see `scripts.stack.new_key`."""
 
     def make(
         environment: Environment = Environment.TEST,
         partner: str | None = None,
         kind: KeyKind = KeyKind.PUBLIC,
+        holdout: float | None = 0.0,
     ) -> str:
-        return stack.new_key(partner or f"partner-{uuid.uuid4()}", environment, kind)
+        return stack.new_key(partner or f"partner-{uuid.uuid4()}", environment, kind, holdout)
 
     return make
 

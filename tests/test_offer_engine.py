@@ -156,6 +156,7 @@ def test_two_cli_runs_at_once_never_generate_together(database_url: str) -> None
             async with database.transaction(write=True) as tx:
                 partner = await tx.keys.ensure_partner("two", NOW)
                 store = tx.tenant(Tenant(partner, Environment.TEST))
+                await store.set_holdout_share(0.0, NOW)  # every user gets offers
                 for n in range(3000):
                     await store.upsert_user(UserChanges(external_id=f"u{n}"), datetime.now(UTC))
         finally:

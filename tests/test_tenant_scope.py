@@ -14,12 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from journeys.domain import EventInput, KeyKind, UserChanges, WebhookEvent, utc_now
+from journeys.domain import Environment, EventInput, KeyKind, UserChanges, WebhookEvent, utc_now
 from journeys.storage.database import Database
 from journeys.storage.schema import metadata
 from journeys.usecases import Journeys
 from journeys.usecases.analytics import AnalyticsJob
 from journeys.usecases.auth import Caller
+from journeys.usecases.holdout import holdout
+from journeys.usecases.reports import Reports
 from journeys.usecases.segments import Segments
 from journeys.usecases.webhooks import NewWebhook, Webhooks
 from journeys.webhooks.dispatcher import Dispatcher, DispatchSettings
@@ -122,6 +124,7 @@ def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url:
             )
             await api.get_user(key, "u1")
             await api.get_timeline(key, "u1", 1, 20)
+            await holdout(database, "audited", Environment.TEST, NOW, 0.0)
             webhooks = Webhooks(database, allow_private=True, clock=lambda: NOW)
             webhook = await webhooks.create_webhook(
                 secret, NewWebhook(receiver.url, [event.value for event in WebhookEvent], "")
@@ -131,6 +134,7 @@ def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url:
                 for offer in await api.get_offers(key, user):
                     await api.claim_offer(key, user, offer.id)
             await AnalyticsJob(database, clock=lambda: NOW).run(NOW + timedelta(days=8))
+            await Reports(database, clock=lambda: NOW + timedelta(days=8)).offers(secret, "")
             segments = Segments(database)
             await segments.sizes(secret)
             page = await segments.members(secret, "active", None, 1, 1, None)

@@ -14,12 +14,13 @@ from journeys.domain import Environment, utc_now
 from journeys.gateway import Gateway
 from journeys.observability import MetricsServer
 from journeys.storage.database import Database
-from journeys.transport import privacy, segments, servicer, webhooks
+from journeys.transport import privacy, reports, segments, servicer, webhooks
 from journeys.transport.ratelimit import RateLimiter
 from journeys.transport.server import GrpcServer
 from journeys.usecases import Journeys, keys
 from journeys.usecases.analytics import AnalyticsJob, run_on_schedule
 from journeys.usecases.privacy import Privacy
+from journeys.usecases.reports import Reports
 from journeys.usecases.segments import Segments
 from journeys.usecases.webhooks import Webhooks
 from journeys.webhooks.dispatcher import Dispatcher, DispatchSettings
@@ -62,7 +63,10 @@ async def serve(settings: Settings, *, gateway: bool = True, demo_key: bool = Fa
         parts.push_async_callback(lambda: server.stop(grace.left))
         if settings.analytics_interval > 0:
             schedule = asyncio.create_task(
-                run_on_schedule(AnalyticsJob(database), settings.analytics_interval)
+                run_on_schedule(
+                    AnalyticsJob(database, offer_seed=settings.offer_seed),
+                    settings.analytics_interval,
+                )
             )
             parts.push_async_callback(_cancel, schedule)
         dispatcher = Dispatcher(
@@ -98,6 +102,7 @@ def _servicers(database: Database, settings: Settings) -> dict[str, object]:
         webhooks.SERVICE_NAME: webhooks.WebhooksServicer(
             Webhooks(database, allow_private=allow_private)
         ),
+        reports.SERVICE_NAME: reports.ReportsServicer(Reports(database)),
     }
 
 

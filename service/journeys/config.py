@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from journeys.webhooks.schedule import DEFAULT_RETRY_SCHEDULE
 
@@ -47,6 +48,9 @@ class Settings:
     webhook_allow_private: bool = False
     #: Seconds before each retry of a webhook message; the last attempt follows the last.
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    #: Seeds the offer engine's sampling, so runs over the same data make the same offers;
+    #: None (unset) draws fresh randomness.
+    offer_seed: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +80,7 @@ class Settings:
             webhook_retry_schedule=_seconds_list(
                 env, "JOURNEYS_WEBHOOK_RETRY_SCHEDULE", defaults.webhook_retry_schedule
             ),
+            offer_seed=_int(env, "JOURNEYS_OFFER_SEED", None),
         )
 
 
@@ -130,7 +135,15 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+@overload
+def _int(env: Mapping[str, str], name: str, default: int) -> int: ...
+
+
+@overload
+def _int(env: Mapping[str, str], name: str, default: None) -> int | None: ...
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     raw = env.get(name)
     if not raw:
         return default

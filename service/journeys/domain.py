@@ -191,6 +191,9 @@ class NewOffer:
     points_value: int
     expires_at: datetime
     metadata: JsonObject
+    #: The user's stage and tier when the offer was made: the context its outcome counts in.
+    context_stage: str | None = None
+    context_tier: str | None = None
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,9 @@ def test_a_new_user_gets_the_documented_welcome_offers(
     assert RFC3339_SECONDS.fullmatch(spin["expiresAt"])
     assert spin["claimedAt"] is None
     assert '"claimedAt":null,"metadata":{' in response.text
-    assert list(spin["metadata"]) == ["reason"]
+    # A new tenant has no outcomes: the documented priority decides (Part D).
+    assert set(spin["metadata"]) == {"reason", "policy"}
+    assert spin["metadata"]["policy"] == "priority"
     assert "Lifecycle stage new" in spin["metadata"]["reason"]
     assert "churn risk 0" in spin["metadata"]["reason"]
 
@@ -459,7 +461,8 @@ def test_claimed_at_is_added_to_offers_only_never_to_partner_values(
         assert list(offer) == OFFER_KEYS
         assert offer["claimedAt"] is None
     bonus_metadata = held["welcome_bonus"]["metadata"]
-    assert {name: value for name, value in bonus_metadata.items() if name != "reason"} == {
+    explained = ("reason", "policy")
+    assert {name: value for name, value in bonus_metadata.items() if name not in explained} == {
         "expiresAt": "2025-01-01T00:00:00Z",
         "metadata": {"expiresAt": "2025-01-01T00:00:00Z"},
         "text": LOOKALIKE["text"],

@@ -1,12 +1,12 @@
 """Schemathesis hooks for `test_schemathesis.py` (loaded through SCHEMATHESIS_HOOKS).
 
-Request rules no schema can state: `occurredAt` may be at most 5 minutes in the future (the
-clock's), a `cursor` must be one the API returned (it encodes an id), an id erased with
-`?suppress=true` is refused from then on (the state's: a later schema-valid POST /users for
-it would be rejected), a webhook's `url` must resolve to a public address (the name
-server's), and a tenant holds at most 10 webhooks (the state's). A request that is
-schema-valid only because the document cannot say so is dropped or mended before it is
-sent, so "schema-valid request rejected" keeps meaning what it says.
+Request rules no schema can state: `occurredAt` may be at most 5 minutes in the future and
+the offer report's `since` must be in the past (the clock's), a `cursor` must be one the API
+returned (it encodes an id), an id erased with `?suppress=true` is refused from then on (the
+state's: a later schema-valid POST /users for it would be rejected), a webhook's `url` must
+resolve to a public address (the name server's), and a tenant holds at most 10 webhooks (the
+state's). A request that is schema-valid only because the document cannot say so is dropped
+or mended before it is sent, so "schema-valid request rejected" keeps meaning what it says.
 
 Webhooks: every schema-valid `url` is replaced by one on 127.0.0.1 (a closed port), which
 the stack under test accepts and delivers to, so nothing is ever posted off this machine;
@@ -43,7 +43,8 @@ def filter_body(context: Any, body: Any) -> bool:
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     """Every phase passes here (the coverage phase does not filter): an erasure is sent
     without suppression, and a cursor of the right alphabet that this API did not return
-    is left out, as a partner paging from the first page would."""
+    is left out, as a partner paging from the first page would; so is a report's `since`
+    that is not in the past."""
     if case.method.upper() == "POST" and case.path.endswith("/webhooks"):
         _mend_webhook(case.body)
     query = case.query
@@ -57,6 +58,9 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
             decode_cursor(cursor)
         except InvalidArgument:
             del query["cursor"]
+    since = query.get("since")
+    if isinstance(since, str) and _not_past(since):
+        del query["since"]
 
 
 _TRUE = {"true", "1", "t"}
@@ -77,6 +81,20 @@ def _delete_webhooks() -> None:
     with httpx.Client(base_url=f"{base}/v1/user-journeys", headers=headers) as client:
         for webhook in client.get("/webhooks").raise_for_status().json()["data"]["webhooks"]:
             client.delete(f"/webhooks/{webhook['id']}").raise_for_status()
+
+
+def _not_past(value: str) -> bool:
+    """A timestamp at or after now (an unreadable one is left to the service to refuse)."""
+    try:
+        instant = datetime.fromisoformat(value.upper())
+    except ValueError:
+        return False
+    if instant.tzinfo is None:
+        return False
+    try:
+        return instant >= datetime.now(UTC) - timedelta(seconds=5)
+    except OverflowError:
+        return True
 
 
 def _in_the_future(body: Any) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from gamifyhost.userjourneys.v1 import privacy_service_pb2 as privacy_pb
+from gamifyhost.userjourneys.v1 import reports_service_pb2 as reports_pb
 from gamifyhost.userjourneys.v1 import segments_service_pb2 as segments_pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import webhooks_service_pb2 as webhooks_pb
@@ -59,6 +60,7 @@ def test_every_http_annotation_is_an_operation_and_nothing_else(
         segments_pb.DESCRIPTOR.services_by_name["SegmentsService"],
         privacy_pb.DESCRIPTOR.services_by_name["PrivacyService"],
         webhooks_pb.DESCRIPTOR.services_by_name["WebhooksService"],
+        reports_pb.DESCRIPTOR.services_by_name["ReportsService"],
     ]
     expected = {(openapi.DOCUMENT_PATH, "get", "GetOpenApiDocument")}
     for method in (method for service in services for method in service.methods):
@@ -249,6 +251,9 @@ def test_live_answers_of_every_endpoint_match_the_document(
     assert page["nextCursor"], "more than one user was classified"
     success(check(http.get(f"{BASE}/users?cursor={page['nextCursor']}", headers=secret)))
     check(http.get(f"{BASE}/users?minChurnRisk=101", headers=secret))
+    success(check(http.get(f"{BASE}/reports/offers", headers=secret)))
+    check(http.get(f"{BASE}/reports/offers?since=soon", headers=secret))
+    check(http.get(f"{BASE}/reports/offers", headers=auth))
     success(check(http.get(f"{BASE}/users/fresh/export", headers=secret)))
     error(check(http.get(f"{BASE}/users/nobody/export", headers=secret)), 404, "User not found")
     success(check(http.delete(f"{BASE}/users/fresh?suppress=true", headers=secret)))

@@ -107,6 +107,7 @@ def test_multiplier_bonus_carries_its_multiplier_and_a_reason() -> None:
             "Lifecycle stage power_user, engagement tier power_user, churn risk 3, last seen "
             "today: double points on their next game."
         ),
+        "policy": "priority",
     }
 
 

@@ -1,5 +1,6 @@
 """`journeys`: serve the API, migrate the database, manage partner keys, run the analytics
-job, manage offer catalogues, erase or export a user's data and manage webhooks.
+job, manage offer catalogues and holdouts, erase or export a user's data and manage
+webhooks.
 One module per command group; each adds its parsers."""
 
 from __future__ import annotations
@@ -7,7 +8,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from journeys.cli import analytics, catalogue, database, dev, keys, privacy, serve, webhooks
+from journeys.cli import (
+    analytics,
+    catalogue,
+    database,
+    dev,
+    keys,
+    offers,
+    privacy,
+    serve,
+    webhooks,
+)
 from journeys.config import Settings
 from journeys.observability import configure_logging
 
@@ -25,6 +36,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="journeys", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    for group in (serve, database, keys, analytics, dev, catalogue, privacy, webhooks):
+    for group in (serve, database, keys, analytics, dev, catalogue, offers, privacy, webhooks):
         group.add_commands(commands)
     return parser

@@ -27,7 +27,8 @@ def add_commands(commands: Commands) -> None:
 def _run_job(settings: Settings, args: argparse.Namespace) -> int:
     async def job() -> RunSummary | None:
         async with Database(settings.database_url) as database:
-            return await AnalyticsJob(database).run(args.as_of, progress=progress_bar())
+            job = AnalyticsJob(database, offer_seed=settings.offer_seed)
+            return await job.run(args.as_of, progress=progress_bar())
 
     summary = run(job())
     assert summary is not None, "a waiting run always runs"

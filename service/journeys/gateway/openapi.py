@@ -57,8 +57,8 @@ ERRORS: dict[str, tuple[str, str]] = {
     "401": ("Unauthorized", "`Missing X-API-Key header` or `Invalid API key`."),
     "403": (
         "Forbidden",
-        "`API key has been revoked`; `This endpoint requires a secret key` (segments and "
-        "privacy operations called with a public key).",
+        "`API key has been revoked`; `This endpoint requires a secret key` (segments, "
+        "privacy and report operations called with a public key).",
     ),
     "404": (
         "NotFound",
@@ -332,7 +332,8 @@ def generate(descriptor_set: bytes) -> dict[str, Any]:
                         "The partner's key: `pk_live_…` / `sk_live_…` (LIVE) or `pk_test_…` / "
                         "`sk_test_…` (TEST) followed by 32 lowercase hex characters. A public "
                         "(`pk_`) key may ship in apps; a secret (`sk_`) key stays on the "
-                        "partner's servers and is needed for segments and privacy operations."
+                        "partner's servers and is needed for segments, privacy and report "
+                        "operations."
                     ),
                 }
             },

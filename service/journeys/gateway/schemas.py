@@ -11,7 +11,7 @@ from typing import Any
 from google.api import field_behavior_pb2
 from google.protobuf import descriptor_pb2
 
-from journeys.usecases import segments, validation, webhooks
+from journeys.usecases import reports, segments, validation, webhooks
 
 #: The package whose services make the REST API.
 PACKAGE = "gamifyhost.userjourneys.v1"
@@ -93,6 +93,7 @@ REQUEST_RULES = {
     "gamifyhost.userjourneys.v1.ListSegmentMembersRequest": "segment_members",
     "gamifyhost.userjourneys.v1.CreateWebhookRequest": "webhook",
     "gamifyhost.userjourneys.v1.ListWebhookDeliveriesRequest": "webhook_deliveries",
+    "gamifyhost.userjourneys.v1.GetOfferReportRequest": "offer_report",
 }
 _SCHEMAS = "#/components/schemas/"
 
@@ -202,6 +203,7 @@ class Builder:
             **validation.json_schemas(_SCHEMAS),
             "segment_members": segments.query_schema(),
             **webhooks.request_schemas(),
+            "offer_report": reports.query_schema(),
         }
         #: Items of raw JSON bodies are checked one by one: one that breaks a rule is rejected
         #: alone, in the answer, not the request.

@@ -1,5 +1,13 @@
 """Segmentation and recommendation rules: pure functions of an activity summary and an instant."""
 
+from journeys.rules.learning import (
+    APPRENTICE_OUTCOMES,
+    EXPLORATION_FLOOR,
+    Context,
+    Outcome,
+    Outcomes,
+    Sampler,
+)
 from journeys.rules.offers import (
     MAX_ACTIVE_OFFERS,
     CatalogueEntry,
@@ -30,17 +38,23 @@ from journeys.rules.segments import (
 )
 
 __all__ = [
+    "APPRENTICE_OUTCOMES",
+    "EXPLORATION_FLOOR",
     "MAX_ACTIVE_OFFERS",
     "MAX_RECOMMENDATIONS",
     "RULES",
     "Activity",
     "CatalogueEntry",
+    "Context",
     "EngagementTier",
     "LifecycleStage",
     "OfferHistory",
+    "Outcome",
+    "Outcomes",
     "PlannedOffer",
     "Recommendation",
     "Rule",
+    "Sampler",
     "Segments",
     "churn_risk_score",
     "classify",

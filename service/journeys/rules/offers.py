@@ -19,7 +19,12 @@ Filling a user's offers, as of an instant:
    type the user holds active, a type disabled in the catalogue, a type claimed or expired
    within its cooldown, and, for a type marked `once_per_utc_day`, a type already offered on
    the same UTC calendar day.
-3. At most `MAX_ACTIVE_OFFERS` are active at once; only the free slots are filled.
+3. At most `MAX_ACTIVE_OFFERS` are active at once; only the free slots are filled. When more
+   types are available than slots are free, the tenant's outcomes in the user's context may
+   reorder them (`rules/learning.py`: Thompson sampling for types with enough outcomes, the
+   priority for the others).
+4. Each offer's metadata says why: `reason` (a sentence), `policy` (`priority`, or `learned`
+   with the `claimRate` and `outcomes` its place rests on, also named in the sentence).
 Because every created offer is active at the instant it is made, planning again at the same
 instant creates nothing: the job is idempotent by construction.
 """
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from journeys.rules.learning import Outcome, Outcomes, Ranked, Sampler, evidence, rank
 from journeys.rules.segments import EngagementTier, LifecycleStage, Segments
 
 MAX_ACTIVE_OFFERS = 3
@@ -98,27 +104,52 @@ def plan_offers(
     history: OfferHistory,
     catalogue: Sequence[CatalogueEntry],
     as_of: datetime,
+    outcomes: Outcomes | None = None,
+    sampler: Sampler | None = None,
 ) -> list[PlannedOffer]:
-    """The offers to create now for one user (possibly none)."""
+    """The offers to create now for one user (possibly none). Without `outcomes` and a
+    `sampler`, or without types competing for slots, the priority order decides alone."""
     free_slots = MAX_ACTIVE_OFFERS - len(history.active_types)
     if days_since_last_seen > INACTIVE_AFTER_DAYS or free_slots <= 0:
         return []
-    planned: list[PlannedOffer] = []
-    for entry in sorted(catalogue, key=lambda item: (item.priority, item.offer_type)):
-        if len(planned) >= free_slots:
-            break
-        if _available(entry, segments, history, as_of):
-            planned.append(
-                PlannedOffer(
-                    entry=entry,
-                    expires_at=as_of + entry.validity,
-                    metadata={
-                        **entry.metadata,
-                        "reason": reason(entry.offer_type, segments, days_since_last_seen),
-                    },
-                )
-            )
-    return planned
+    available = {
+        entry.offer_type: entry
+        for entry in sorted(catalogue, key=lambda item: (item.priority, item.offer_type))
+        if _available(entry, segments, history, as_of)
+    }
+    if len(available) > free_slots and outcomes and sampler is not None:
+        known = outcomes.get((segments.stage.value, segments.tier.value), {})
+        ranked = rank(list(available), known, sampler)
+    else:
+        ranked = [Ranked(offer_type) for offer_type in available]
+    return [
+        _planned(
+            available[choice.offer_type], choice.evidence, segments, days_since_last_seen, as_of
+        )
+        for choice in ranked[:free_slots]
+    ]
+
+
+def _planned(
+    entry: CatalogueEntry,
+    learned: Outcome | None,
+    segments: Segments,
+    days_since_last_seen: int,
+    as_of: datetime,
+) -> PlannedOffer:
+    why = reason(entry.offer_type, segments, days_since_last_seen)
+    explained: dict[str, Any] = {"reason": why, "policy": "priority"}
+    if learned is not None:
+        named = evidence(learned, segments.stage.value, segments.tier.value)
+        explained = {
+            "reason": f"{why[:-1]}; {named}.",
+            "policy": "learned",
+            "claimRate": round(learned.claim_rate, 4),
+            "outcomes": learned.count,
+        }
+    return PlannedOffer(
+        entry=entry, expires_at=as_of + entry.validity, metadata={**entry.metadata, **explained}
+    )
 
 
 def _available(

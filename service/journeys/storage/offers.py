@@ -13,16 +13,22 @@ from sqlalchemy import bindparam, func, select, update
 from journeys.domain import NewOffer, OfferRecord
 from journeys.rules import OfferHistory
 from journeys.storage.bulk import BulkInsert
+from journeys.storage.outcomes import OfferOutcomes
 from journeys.storage.profiles import user_of
 from journeys.storage.rows import offer_record
 from journeys.storage.schema import offers, users
-from journeys.storage.scope import COLUMNS, ScopedStore, TenantScope
+from journeys.storage.scope import COLUMNS, TenantScope
 from journeys.storage.types import UTCDateTime, as_utc
 
 _OF_USER = select(offers, users.c.external_id).join(users, user_of(offers))
 
 
-class Offers(ScopedStore):
+_OUTCOME_KEY = (offers.c.offer_type, offers.c.context_stage, offers.c.context_tier)
+
+
+class Offers(OfferOutcomes):
+    # RETURNING names exactly the rows this statement expired, so a claim racing the sweep
+    # is counted once, as whichever of the two changed the row.
     _EXPIRE = (
         update(offers)
         .where(
@@ -31,6 +37,7 @@ class Offers(ScopedStore):
             offers.c.expires_at <= bindparam("as_of", type_=UTCDateTime()),
         )
         .values(status="expired")
+        .returning(*_OUTCOME_KEY)
     )
 
     _EXPIRING = (
@@ -50,8 +57,12 @@ class Offers(ScopedStore):
         return [(row.user_id, replace(offer_record(row), status="expired")) for row in rows]
 
     async def expire_offers(self, as_of: datetime) -> int:
+        """Expires every active offer past `as_of`, counting each as a failure in its
+        context; the number expired."""
         result = await self._connection.execute(self._EXPIRE, self._scope.binds(as_of=as_of))
-        return int(result.rowcount)
+        expired = [tuple(row) for row in result]
+        await self.count_outcomes(failures=expired)
+        return len(expired)
 
     _HISTORIES = (
         select(
@@ -107,6 +118,8 @@ class Offers(ScopedStore):
         "claimed_at",
         "metadata",
         "created_at",
+        "context_stage",
+        "context_tier",
     )
 
     async def add_offers(self, planned: Sequence[NewOffer], as_of: datetime) -> list[str]:
@@ -136,6 +149,8 @@ class Offers(ScopedStore):
                     None,
                     stored_json(offer.metadata),
                     created_at,
+                    offer.context_stage,
+                    offer.context_tier,
                 )
                 for offer, offer_id in zip(planned, ids, strict=True)
             ],
@@ -166,14 +181,18 @@ class Offers(ScopedStore):
             offers.c.status == "active",
         )
         .values(status="claimed", claimed_at=bindparam("now", type_=UTCDateTime()))
+        .returning(*_OUTCOME_KEY)
     )
 
     async def mark_claimed(self, offer_id: str, now: datetime) -> bool:
-        """Claims an active offer; False if it was not active any more (a concurrent claim)."""
+        """Claims an active offer and counts it as a success in its context; False if it was
+        not active any more (a concurrent claim)."""
         result = await self._connection.execute(
             self._CLAIM, self._scope.binds(offer_id=offer_id, now=now)
         )
-        return bool(result.rowcount == 1)
+        claimed = [tuple(row) for row in result]
+        await self.count_outcomes(successes=claimed)
+        return len(claimed) == 1
 
     # A read on a request's path, built once: building it took longer than executing it.
     _ACTIVE = (

@@ -102,6 +102,9 @@ users = Table(
     Column("segment_engagement_score", Float, nullable=True),
     Column("segment_churn_risk", Integer, nullable=True),
     Column("segments_computed_at", UTCDateTime(), nullable=True),
+    # The "as of" instant of the first analytics run that classified the user (from migration
+    # 0007 on): the start of the week the offer report's uplift measures.
+    Column("first_classified_at", UTCDateTime(), nullable=True),
     PrimaryKeyConstraint(*TENANT, "id"),
     UniqueConstraint(*TENANT, "external_id"),
     # Segment members (GET /users) page by externalId within one stage or tier: a page is a
@@ -127,6 +130,10 @@ offers = Table(
     Column("claimed_at", UTCDateTime(), nullable=True),
     Column("metadata", json_type(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # The context the offer was made in (the user's stage and tier then): what its outcome
+    # counts towards in `offer_outcomes`. Null for offers made before migration 0007.
+    Column("context_stage", String(16), nullable=True),
+    Column("context_tier", String(16), nullable=True),
     PrimaryKeyConstraint(*TENANT, "id"),
     _owned_by_user(),
     # A user's active, unexpired offers: every condition of the read is in the index.
@@ -143,6 +150,35 @@ offers = Table(
     ),
     # The job's expiry sweep, tenant by tenant.
     Index(None, *TENANT, "status", "expires_at"),
+)
+
+# What the learning offer engine knows: per offer type and context (stage and tier when the
+# offer was made), how many offers were claimed before expiry and how many expired unclaimed.
+# Kept up to date by the claim and the expiry sweep, in their transactions. Aggregates, about
+# no one user: erasure leaves them.
+offer_outcomes = Table(
+    "offer_outcomes",
+    metadata,
+    Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("offer_type", String(64), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("successes", Integer, nullable=False, server_default="0"),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint(*TENANT, "offer_type", "stage", "tier"),
+)
+
+# A tenant's holdout share (users who get no offers, to measure what offers do); a tenant
+# without a row has the documented default.
+offer_holdouts = Table(
+    "offer_holdouts",
+    metadata,
+    Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("share", Float, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint(*TENANT),
 )
 
 # SQLite only aliases rowid (its cheap autoincrement) for a column typed exactly INTEGER.

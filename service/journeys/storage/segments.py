@@ -34,7 +34,8 @@ class Segments(ScopedStore):
             segment_tier = computed.tier,
             segment_engagement_score = computed.score,
             segment_churn_risk = computed.churn,
-            segments_computed_at = :as_of
+            segments_computed_at = :as_of,
+            first_classified_at = COALESCE(users.first_classified_at, :as_of)
         FROM locked
         JOIN unnest(
             CAST(:ids AS varchar[]), CAST(:stages AS varchar[]), CAST(:tiers AS varchar[]),
@@ -46,7 +47,8 @@ class Segments(ScopedStore):
     # per-row handling cost more than the updates).
     _SAVE_SEGMENTS_SQLITE = (
         "UPDATE users SET segment_stage = ?, segment_tier = ?, segment_engagement_score = ?, "
-        "segment_churn_risk = ?, segments_computed_at = ? "
+        "segment_churn_risk = ?, segments_computed_at = ?, "
+        "first_classified_at = COALESCE(first_classified_at, ?) "
         f"WHERE {TenantScope.driver_sql('users', ['?', '?'])} AND id = ?"
     )
 
@@ -80,6 +82,7 @@ class Segments(ScopedStore):
                     item.tier,
                     item.engagement_score,
                     item.churn_risk_score,
+                    computed_at,
                     computed_at,
                     *tenant,
                     item.user_id,

@@ -11,10 +11,12 @@ from journeys.storage.catalogue import Catalogue
 from journeys.storage.connection import StoreConnection
 from journeys.storage.erasure import Erasures
 from journeys.storage.export import Exports
+from journeys.storage.holdouts import Holdouts
 from journeys.storage.ingest import Ingestion
 from journeys.storage.members import Members
 from journeys.storage.offers import Offers
 from journeys.storage.profiles import Profiles
+from journeys.storage.reports import OfferReports
 from journeys.storage.scope import TenantScope
 from journeys.storage.segments import Segments
 from journeys.storage.suppressions import Suppressions
@@ -32,6 +34,8 @@ class TenantStore(
     Erasures,
     Suppressions,
     Exports,
+    Holdouts,
+    OfferReports,
     Webhooks,
 ):
     def __init__(

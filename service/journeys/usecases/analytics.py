@@ -27,7 +27,7 @@ from journeys.domain import (
 )
 from journeys.rules import LifecycleStage, OfferHistory
 from journeys.storage.database import Database
-from journeys.usecases import catalogue
+from journeys.usecases import offer_plan
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,15 @@ class AnalyticsJob:
         database: Database,
         clock: Callable[[], datetime] = utc_now,
         chunk_size: int = CHUNK_SIZE,
+        offer_seed: int | None = None,
+        learning: bool = True,
     ) -> None:
         self._db = database
         self._clock = clock
         self._chunk_size = chunk_size
+        self._offer_seed = offer_seed
+        #: False: the fixed priority alone, as before the engine learned (a benchmark baseline).
+        self._learning = learning
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     async def run(
@@ -147,7 +152,7 @@ class AnalyticsJob:
                 ]
                 await store.announce(announced, subscriptions, utc_now())
             summary.offers_expired += await store.expire_offers(as_of)
-            offer_types = catalogue.entries(await store.catalogue_override())
+            plan = await offer_plan.load(store, tenant, as_of, self._offer_seed, self._learning)
         after = ""
         while True:
             async with self._db.transaction(write=True) as tx:
@@ -183,23 +188,7 @@ class AnalyticsJob:
                     if before != segments.stage.value:
                         transitions.append((user.id, before, segments.stage.value))
                     planned.extend(
-                        NewOffer(
-                            user_id=user.id,
-                            offer_type=offer.entry.offer_type,
-                            game_type=offer.entry.game_type,
-                            title=offer.entry.title,
-                            description=offer.entry.description,
-                            points_value=offer.entry.points_value,
-                            expires_at=offer.expires_at,
-                            metadata=offer.metadata,
-                        )
-                        for offer in rules.plan_offers(
-                            segments,
-                            rules.days_since(user.last_seen_at, as_of),
-                            histories.get(user.id, NO_OFFERS),
-                            offer_types,
-                            as_of,
-                        )
+                        plan.offers_for(user, segments, histories.get(user.id, NO_OFFERS))
                     )
                 await store.save_segments(computed, as_of)
                 await store.add_transitions(transitions, as_of)

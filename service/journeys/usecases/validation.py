@@ -156,6 +156,8 @@ CATEGORIES = tuple(category.value for category in Category)
 POINTS_LIMIT = 1_000_000
 MESSAGE_ID_MAX = 100
 FUTURE_TOLERANCE = timedelta(minutes=5)
+#: GET /reports/offers without `since` covers this long before now.
+REPORT_WINDOW = timedelta(days=30)
 BATCH_MAX = 500
 TIMELINE_LIMIT_MAX = 100
 _EVENT_TYPE = re.compile(_EVENT_TYPE_PATTERN)
@@ -237,28 +239,41 @@ def event_from_json(item: JsonObject) -> EventInput:
 def occurred_at(value: str, now: datetime) -> datetime:
     if value == "":
         return now
-    no_nul("occurredAt", value)
-    try:
-        # RFC 3339 allows a lowercase `t` and `z`; fromisoformat takes only the uppercase ones.
-        parsed = datetime.fromisoformat(value.upper())
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise InvalidArgument.field(
-            "occurredAt", "occurredAt must be an RFC 3339 timestamp such as 2025-01-15T10:30:00Z"
-        )
-    # The API's resolution is whole seconds.
-    try:
-        parsed = parsed.astimezone(UTC).replace(microsecond=0)
-    except OverflowError:  # an offset moves 0001-01-01 or 9999-12-31 out of range
-        raise InvalidArgument.field(
-            "occurredAt", "occurredAt must be an RFC 3339 timestamp such as 2025-01-15T10:30:00Z"
-        ) from None
+    parsed = _timestamp("occurredAt", value)
     if parsed > now + FUTURE_TOLERANCE:
         raise InvalidArgument.field(
             "occurredAt", "occurredAt must not be more than 5 minutes in the future"
         )
     return parsed
+
+
+def report_since(value: str, now: datetime) -> datetime:
+    """GET /reports/offers' `since`: before `now`; empty means `REPORT_WINDOW` ago."""
+    if value == "":
+        return now - REPORT_WINDOW
+    parsed = _timestamp("since", value)
+    if parsed >= now:
+        raise InvalidArgument.field("since", "since must be before now")
+    return parsed
+
+
+def _timestamp(field: str, value: str) -> datetime:
+    """An RFC 3339 timestamp in UTC, to the API's resolution of whole seconds."""
+    problem = InvalidArgument.field(
+        field, f"{field} must be an RFC 3339 timestamp such as 2025-01-15T10:30:00Z"
+    )
+    no_nul(field, value)
+    try:
+        # RFC 3339 allows a lowercase `t` and `z`; fromisoformat takes only the uppercase ones.
+        parsed = datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise problem from None
+    if parsed.tzinfo is None:
+        raise problem
+    try:
+        return parsed.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:  # an offset moves 0001-01-01 or 9999-12-31 out of range
+        raise problem from None
 
 
 def batch_size(count: int) -> None:
