@@ -395,6 +395,17 @@ PART_C_REST: list[tuple[str, str]] = [
 ]
 
 
+def _outcomes(calls: list[tuple[str, Callable[[], Any]]]) -> list[tuple[str, Any]]:
+    """Each call's answer, or (code, details) when it fails."""
+    outcomes: list[tuple[str, Any]] = []
+    for name, call in calls:
+        try:
+            outcomes.append((name, call()))
+        except grpc.RpcError as error:
+            outcomes.append((name, (error.code(), error.details())))
+    return outcomes
+
+
 def _part_c_grpc(channel: grpc.Channel, key: str) -> list[tuple[str, Any]]:
     """Every Part C call over gRPC: (name, (code, details)), or the answer when it is OK."""
     segments = segments_pb_grpc.SegmentsServiceStub(channel)
@@ -434,13 +445,7 @@ def _part_c_grpc(channel: grpc.Channel, key: str) -> list[tuple[str, Any]]:
             ),
         ),
     ]
-    outcomes: list[tuple[str, Any]] = []
-    for name, call in calls:
-        try:
-            outcomes.append((name, call()))
-        except grpc.RpcError as error:
-            outcomes.append((name, (error.code(), error.details())))
-    return outcomes
+    return _outcomes(calls)
 
 
 @pytest.mark.parametrize("intruder", list(INTRUDERS))
@@ -564,13 +569,7 @@ def _webhooks_grpc(channel: grpc.Channel, key: str, webhook_id: str) -> list[tup
             ),
         ),
     ]
-    outcomes: list[tuple[str, Any]] = []
-    for name, call in calls:
-        try:
-            outcomes.append((name, call()))
-        except grpc.RpcError as error:
-            outcomes.append((name, (error.code(), error.details())))
-    return outcomes
+    return _outcomes(calls)
 
 
 def _owners_webhooks(world: World, secret: str) -> Any:
