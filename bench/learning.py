@@ -5,8 +5,9 @@ of the offer simulator (`bench/offers.py`), one row per scenario.
 Both copies get the same evidence before their run: 40 outcomes for every offer type in every
 context of every tenant, so learning reads and carries a full table. A first run over empty
 slots offers every type a user qualifies for (no context qualifies for more than three), so
-the Thompson draws themselves are rarely made there: the ratio is the cost of the evidence on
-the job's path. Both runs are the job itself, in this process, at one instant and seed.
+no type competes for a slot and no Thompson draw is made: the ratio is the cost of reading
+and carrying the evidence on the job's path. Both runs are the job itself, in this process,
+at one instant and seed; the learning-off copy runs first.
 """
 
 from __future__ import annotations
