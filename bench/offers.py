@@ -213,6 +213,7 @@ def summarise(runs: list[Run], days: int) -> list[dict[str, Any]]:
                     "claims_per_offer_last_30d": round(rate, 4),
                     "ratio_to_oracle_last_30d": round(rate / oracle, 3) if oracle else None,
                     "window": f"days {window[0]}-{window[1]}",
+                    "claims_per_offer_in_window": round(run.rate(*window), 4),
                     "ratio_to_oracle_in_window": (
                         round(run.rate(*window) / oracle_window, 3) if oracle_window else None
                     ),
@@ -274,7 +275,8 @@ def markdown(rows: list[dict[str, Any]], checks: list[tuple[str, str, bool]], me
     return "\n".join(lines) + "\n"
 
 
-async def main_async(population: int, days: int, seed: int) -> int:
+async def simulate_all(population: int, days: int, seed: int) -> list[dict[str, Any]]:
+    """Every scenario under every policy: the summary rows."""
     runs = []
     with tempfile.TemporaryDirectory(prefix="journeys-bench-offers-") as scratch:
         for scenario in SCENARIOS:
@@ -286,7 +288,11 @@ async def main_async(population: int, days: int, seed: int) -> int:
                     file=sys.stderr,
                 )
                 runs.append(run)
-    rows = summarise(runs, days)
+    return summarise(runs, days)
+
+
+async def main_async(population: int, days: int, seed: int) -> int:
+    rows = await simulate_all(population, days, seed)
     checks = targets(rows)
     meta = f"{population} users, {days} simulated days, seed {seed}, SQLite"
     report = markdown(rows, checks, meta)

@@ -24,6 +24,34 @@ class Row:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def job_ratio_row(
+    scenario: str,
+    population: str,
+    engine: str,
+    seconds: float,
+    baseline: tuple[float, str],
+    limit: float | None,
+    extra: str,
+    details: dict[str, Any],
+) -> Row:
+    """A run of the analytics job against another in the same benchmark (`baseline`: its
+    seconds and what it was): their ratio, met when at most `limit` (None: reported)."""
+    ratio = seconds / baseline[0]
+    return Row(
+        scenario=scenario,
+        call=population,
+        engine=engine,
+        measured=f"{seconds:.1f} s",
+        baseline=f"{baseline[0]:.1f} s {baseline[1]}",
+        ratio=ratio,
+        ratio_label=f"{ratio:.2f}x",
+        target="reported" if limit is None else f"<= {limit}x",
+        met=None if limit is None else ratio <= limit,
+        extra=extra,
+        details=details,
+    )
+
+
 def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     lines = [
         f"## `{meta['command']}`: {meta['population']}, {meta['started_at']}",

@@ -13,6 +13,8 @@ run, next to the absolute numbers.
    same events table. Target <= 3x; peak RSS flat and <= 1 GB at 1M users.
 5. Erasure of users with 1,000 events and the export of one with 100,000, through Envoy,
    against the driver's own deletes and read (bench/operations.py).
+6. Offers (bench/learning.py): the analytics job with learning on against off, on two copies of
+   the population (target <= 1.1x), and the offer simulator shortened to 100 users.
 
 The unary calls include a page of 100 segment members (ListSegmentMembers, secret key).
 
@@ -54,8 +56,8 @@ from journeys.storage.bulk import bind_processor
 from journeys.storage.schema import EVENT_COLUMNS, events
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from bench import h2load, webhooks
-from bench.drivers import asyncpg_dsn, sqlite_path
+from bench import h2load, learning, webhooks
+from bench.drivers import asyncpg_dsn, sqlite_path, twin
 from bench.noop_server import READY_LINE as NOOP_READY
 from bench.operations import privacy_rows
 from bench.procfs import peak_rss_mb, rss_mb
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated scenarios: grpc,rest,ingest,analytics,privacy,webhooks",
+        help="comma-separated scenarios: grpc,rest,ingest,analytics,privacy,webhooks,offers",
     )
     parser.add_argument("--users", type=int, help="override the mode's population (smoke runs)")
     parser.add_argument("--events", type=int, help="override the mode's population (smoke runs)")
@@ -177,10 +179,17 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=len(databases) or 1) as pool:
             list(pool.map(populate, databases))
         with_webhooks = not only or "webhooks" in only
-        # Copies of the population before any run, for the job with a webhook subscribed.
+        with_offers = not only or "offers" in only
+        # Copies of the population before any run, for the job with a webhook subscribed and
+        # for the job with learning on and off.
         twins = (
-            {engine.name: webhooks.twin(engine.name, engine.url) for engine in databases}
+            {engine.name: twin(engine.name, engine.url) for engine in databases}
             if with_webhooks
+            else {}
+        )
+        learning_twins = (
+            {engine.name: learning.twins(engine.name, engine.url) for engine in databases}
+            if with_offers
             else {}
         )
         first_jobs = {}
@@ -193,6 +202,15 @@ def main(argv: list[str] | None = None) -> int:
         for engine in databases:
             if with_webhooks:
                 rows += _webhook_rows(engine, twins[engine.name], mode, first_jobs[engine.name])
+            if with_offers:
+                _log(f"[{engine.name}] analytics job with learning on and off")
+                rows += learning.job_rows(
+                    engine.name, mode.population, *learning_twins[engine.name]
+                )
+                _log(f"  {rows[-1].scenario} {rows[-1].engine}: {rows[-1].ratio_label}")
+        if with_offers:
+            _log(f"offer simulator, {learning.SIMULATED_USERS} users (SQLite)")
+            rows += learning.simulator_rows()
         for engine in databases:
             engine.stack = cleanup.enter_context(
                 running_stack(

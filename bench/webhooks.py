@@ -10,7 +10,6 @@ before any analytics run, so both see the same first run):
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sqlite3
 import threading
 import time
@@ -23,35 +22,12 @@ from journeys.domain import Environment, WebhookEvent
 from journeys.storage.database import Database
 from journeys.usecases.auth import Operator
 from journeys.usecases.webhooks import NewWebhook, Webhooks
-from sqlalchemy.engine import make_url
 
 from bench.drivers import asyncpg_dsn, sqlite_path
-from bench.report import Row
+from bench.report import Row, job_ratio_row
 
 #: How long deliveries are counted for: long enough for a steady rate, short for the run.
 WINDOW_SECONDS = 20.0
-
-
-def twin(name: str, url: str) -> str:
-    """A copy of the database at `url` (nothing may be connected to it); its URL."""
-    if name == "sqlite":
-        source = sqlite_path(url)
-        target = source.replace(".db", "-twin.db")
-        with sqlite3.connect(source) as connection:
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        shutil.copyfile(source, target)
-        return str(make_url(url).set(database=target))
-    database = make_url(url).database
-
-    async def copy() -> None:
-        admin = await asyncpg.connect(asyncpg_dsn(str(make_url(url).set(database="postgres"))))
-        try:
-            await admin.execute(f'CREATE DATABASE "{database}_twin" TEMPLATE "{database}"')
-        finally:
-            await admin.close()
-
-    asyncio.run(copy())
-    return make_url(url).set(database=f"{database}_twin").render_as_string(hide_password=False)
 
 
 def subscribe(url: str, partner: str, receiver_url: str) -> None:
@@ -85,20 +61,16 @@ def outbox_size(name: str, url: str) -> int:
 def job_rows(
     name: str, population: str, without: dict[str, Any], with_webhook: dict[str, Any], messages: int
 ) -> list[Row]:
-    ratio = with_webhook["job_seconds"] / without["job_seconds"]
     return [
-        Row(
-            scenario="Analytics job, 1 webhook",
-            call=population,
-            engine=name,
-            measured=f"{with_webhook['job_seconds']:.1f} s",
-            baseline=f"{without['job_seconds']:.1f} s with no webhook",
-            ratio=ratio,
-            ratio_label=f"{ratio:.2f}x",
-            target="reported",
-            met=None,
-            extra=f"{messages:,} messages written",
-            details={"with_webhook": with_webhook, "without": without, "messages": messages},
+        job_ratio_row(
+            "Analytics job, 1 webhook",
+            population,
+            name,
+            with_webhook["job_seconds"],
+            (without["job_seconds"], "with no webhook"),
+            None,
+            f"{messages:,} messages written",
+            {"with_webhook": with_webhook, "without": without, "messages": messages},
         )
     ]
 

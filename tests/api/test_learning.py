@@ -8,7 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from journeys.rules.holdout import held_out
+from journeys.rules.recency import decayed, scaled
 
 from scripts.stack import Stack, journeys, sql
 from tests.api.rest import headers, success
@@ -24,6 +26,16 @@ def outcomes(stack: Stack, partner: str) -> dict[tuple[str, str, str], tuple[int
         f"JOIN partners p ON p.id = o.partner_id WHERE p.name = '{partner}'",
     )
     return {(kind, stage, tier): (won, lost) for kind, stage, tier, won, lost in rows}
+
+
+def weights(stack: Stack, partner: str, as_of: datetime) -> dict[str, tuple[float, float]]:
+    """Per offer type (one context), the recency-weighted successes and failures at `as_of`."""
+    rows = sql(
+        stack.database_url,
+        "SELECT o.offer_type, o.successes_scaled, o.failures_scaled FROM offer_outcomes o "
+        f"JOIN partners p ON p.id = o.partner_id WHERE p.name = '{partner}'",
+    )
+    return {kind: (decayed(won, as_of), decayed(lost, as_of)) for kind, won, lost in rows}
 
 
 def test_claims_and_expiries_are_counted_in_the_context_the_offer_was_made_in(
@@ -59,6 +71,15 @@ def test_claims_and_expiries_are_counted_in_the_context_the_offer_was_made_in(
         ("welcome_free_play", "new", "casual"): (1, 1),
     }
     assert outcomes(stack, partner) == counted
+    # Weighed by recency: an outcome weighs 1 when it happens (a claim when made, an expiry
+    # when the sweep finds it) and half as much every 7 days on.
+    for kind in ("welcome_bonus", "welcome_free_play"):
+        assert weights(stack, partner, now)[kind] == pytest.approx((1.0, 2 ** (8 / 7)), rel=1e-4)
+        assert weights(stack, partner, later)[kind] == pytest.approx((2 ** (-8 / 7), 1.0), rel=1e-4)
+        two_weeks = later + timedelta(days=14)
+        assert weights(stack, partner, two_weeks)[kind] == pytest.approx(
+            (2 ** (-22 / 7), 0.25), rel=1e-4
+        )
     # Another run expires nothing more and counts nothing again.
     run_analytics(stack, later)
     assert outcomes(stack, partner) == counted
@@ -161,14 +182,18 @@ def test_types_competing_for_one_slot_are_chosen_by_the_tenants_evidence(
     # Then 60 plays today: a power user of the whale tier, who qualifies for vip_play and
     # multiplier_bonus, competing for that one slot.
     track(http, key, [play("w", points=20) for _ in range(60)])
+    # The evidence: 1000 outcomes each, all as of now.
+    weight = scaled(datetime.now(UTC))
     sql(
         stack.database_url,
         "INSERT INTO offer_outcomes (partner_id, environment, offer_type, stage, tier, "
-        f"successes, failures) SELECT id, 'TEST', 'multiplier_bonus', 'power_user', 'whale', "
-        f"900, 100 FROM partners WHERE name = '{partner}'",
+        "successes, failures, successes_scaled, failures_scaled) SELECT id, 'TEST', "
+        f"'multiplier_bonus', 'power_user', 'whale', 900, 100, {900 * weight}, {100 * weight} "
+        f"FROM partners WHERE name = '{partner}'",
         "INSERT INTO offer_outcomes (partner_id, environment, offer_type, stage, tier, "
-        f"successes, failures) SELECT id, 'TEST', 'vip_play', 'power_user', 'whale', "
-        f"3, 997 FROM partners WHERE name = '{partner}'",
+        "successes, failures, successes_scaled, failures_scaled) SELECT id, 'TEST', "
+        f"'vip_play', 'power_user', 'whale', 3, 997, {3 * weight}, {997 * weight} "
+        f"FROM partners WHERE name = '{partner}'",
     )
     result = journeys("analytics", "run", env={**stack.env(), "JOURNEYS_OFFER_SEED": "11"})
     assert result.returncode == 0, result.stderr

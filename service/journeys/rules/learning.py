@@ -2,13 +2,15 @@
 the priority rules, pure (the sampler is passed in).
 
 - An outcome is a success (claimed before expiry) or a failure (expired unclaimed), counted
-  per offer type and context: the user's stage and tier when the offer was made.
+  per offer type and context: the user's stage and tier when the offer was made. Each is
+  also weighed by its recency (`recency.py`: half as much every 7 days), and the posterior
+  rests on those weights, so old evidence gives way to new when users change.
 - A context without any outcome (so every context of a new tenant) is ranked exactly by the
   documented priority.
 - Otherwise, a type with fewer than `APPRENTICE_OUTCOMES` outcomes in the context is an
-  apprentice there: it keeps its place in the priority order. The places the learned types
-  hold are given out again among them, best first by one draw each from
-  Beta(1 + successes, 1 + failures).
+  apprentice there (the count, not the weights, decides): it keeps its place in the priority
+  order. The places the learned types hold are given out again among them, best first by one
+  draw each from Beta(1 + weighted successes, 1 + weighted failures).
 - Exploration floor: with probability `min(1, EXPLORATION_FLOOR * k)`, the k competitors
   (apprentices included) are ranked by a uniform shuffle instead. A shuffle puts each of them
   first with probability 1 / k, and the first place always gets a slot, so every competing
@@ -34,15 +36,25 @@ Context = tuple[str, str]
 class Outcome:
     successes: int = 0
     failures: int = 0
+    #: The same successes and failures weighed by recency at the instant of the choice
+    #: (`recency.py`); None: each outcome weighs 1.
+    weighted: tuple[float, float] | None = None
 
     @property
     def count(self) -> int:
         return self.successes + self.failures
 
     @property
+    def posterior(self) -> tuple[float, float]:
+        """(alpha, beta) of the posterior: the prior Beta(1, 1) and the weighted outcomes."""
+        won, lost = self.weighted if self.weighted is not None else (self.successes, self.failures)
+        return 1 + won, 1 + lost
+
+    @property
     def claim_rate(self) -> float:
-        """The mean of the posterior Beta(1 + successes, 1 + failures)."""
-        return (1 + self.successes) / (2 + self.count)
+        """The mean of the posterior."""
+        alpha, beta = self.posterior
+        return alpha / (alpha + beta)
 
     @property
     def learned(self) -> bool:
@@ -84,9 +96,7 @@ def rank(candidates: Sequence[str], known: Mapping[str, Outcome], sampler: Sampl
         return ranked
     learned = [candidates[n] for n in places]
     draws = {
-        offer_type: sampler.betavariate(
-            1 + _outcome(known, offer_type).successes, 1 + _outcome(known, offer_type).failures
-        )
+        offer_type: sampler.betavariate(*_outcome(known, offer_type).posterior)
         for offer_type in learned
     }
     learned.sort(key=lambda offer_type: -draws[offer_type])

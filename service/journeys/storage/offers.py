@@ -61,7 +61,7 @@ class Offers(OfferOutcomes):
         context; the number expired."""
         result = await self._connection.execute(self._EXPIRE, self._scope.binds(as_of=as_of))
         expired = [tuple(row) for row in result]
-        await self.count_outcomes(failures=expired)
+        await self.count_outcomes(as_of, failures=expired)
         return len(expired)
 
     _HISTORIES = (
@@ -191,7 +191,7 @@ class Offers(OfferOutcomes):
             self._CLAIM, self._scope.binds(offer_id=offer_id, now=now)
         )
         claimed = [tuple(row) for row in result]
-        await self.count_outcomes(successes=claimed)
+        await self.count_outcomes(now, successes=claimed)
         return len(claimed) == 1
 
     # A read on a request's path, built once: building it took longer than executing it.

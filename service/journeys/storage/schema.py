@@ -153,9 +153,10 @@ offers = Table(
 )
 
 # What the learning offer engine knows: per offer type and context (stage and tier when the
-# offer was made), how many offers were claimed before expiry and how many expired unclaimed.
-# Kept up to date by the claim and the expiry sweep, in their transactions. Aggregates, about
-# no one user: erasure leaves them.
+# offer was made), how many offers were claimed before expiry and how many expired unclaimed,
+# and the same outcomes weighed by recency, pre-scaled (`rules/recency.py`: each is stored as
+# `scaled(instant it happened)`, so the sums only ever add). Kept up to date by the claim and
+# the expiry sweep, in their transactions. Aggregates, about no one user: erasure leaves them.
 offer_outcomes = Table(
     "offer_outcomes",
     metadata,
@@ -166,6 +167,8 @@ offer_outcomes = Table(
     Column("tier", String(16), nullable=False),
     Column("successes", Integer, nullable=False, server_default="0"),
     Column("failures", Integer, nullable=False, server_default="0"),
+    Column("successes_scaled", Float, nullable=False, server_default="0"),
+    Column("failures_scaled", Float, nullable=False, server_default="0"),
     PrimaryKeyConstraint(*TENANT, "offer_type", "stage", "tier"),
 )
 

@@ -68,7 +68,7 @@ async def load(
         tenant=tenant,
         as_of=as_of,
         offer_types=catalogue.entries(await store.catalogue_override()),
-        outcomes=await store.offer_outcomes() if learning else {},
+        outcomes=await store.offer_outcomes(as_of) if learning else {},
         holdout_share=await holdout.share_of(store),
         sampler=_sampler(tenant, as_of, seed),
     )
