@@ -85,16 +85,7 @@ def _delete_webhooks() -> None:
 
 def _not_past(value: str) -> bool:
     """A timestamp at or after now (an unreadable one is left to the service to refuse)."""
-    try:
-        instant = datetime.fromisoformat(value.upper())
-    except ValueError:
-        return False
-    if instant.tzinfo is None:
-        return False
-    try:
-        return instant >= datetime.now(UTC) - timedelta(seconds=5)
-    except OverflowError:
-        return True
+    return _after(value, datetime.now(UTC) - timedelta(seconds=5), or_equal=True)
 
 
 def _in_the_future(body: Any) -> bool:
@@ -104,8 +95,12 @@ def _in_the_future(body: Any) -> bool:
     if isinstance(items, list):
         return any(_in_the_future(item) for item in items)
     value = body.get("occurredAt")
-    if not isinstance(value, str):
-        return False
+    return isinstance(value, str) and _after(value, datetime.now(UTC) + _AHEAD)
+
+
+def _after(value: str, bound: datetime, *, or_equal: bool = False) -> bool:
+    """Whether `value` is an RFC 3339 timestamp (with its offset) after `bound`; False for
+    anything unreadable, which the service refuses on its own."""
     try:
         instant = datetime.fromisoformat(value.upper())
     except ValueError:
@@ -113,6 +108,6 @@ def _in_the_future(body: Any) -> bool:
     if instant.tzinfo is None:
         return False
     try:
-        return instant > datetime.now(UTC) + _AHEAD
+        return instant >= bound if or_equal else instant > bound
     except OverflowError:
         return True
