@@ -66,6 +66,7 @@ async def serve(settings: Settings, *, gateway: bool = True, demo_key: bool = Fa
                 run_on_schedule(
                     AnalyticsJob(database, offer_seed=settings.offer_seed),
                     settings.analytics_interval,
+                    settings.analytics_full_interval,
                 )
             )
             parts.push_async_callback(_cancel, schedule)

@@ -37,6 +37,9 @@ class Settings:
     metrics_port: int = 9464
     #: Seconds between scheduled analytics runs inside `journeys serve`; 0 turns them off.
     analytics_interval: float = 900.0
+    #: Seconds between the schedule's full analytics runs (every user recomputed, a safety
+    #: net for the incremental ones); 0: only incremental runs.
+    analytics_full_interval: float = 86400.0
     #: Requests a second per API key (token bucket refill); 0 turns rate limiting off.
     rate_limit: float = 100.0
     #: Requests a key may save up and spend at once.
@@ -70,6 +73,9 @@ class Settings:
             metrics_port=_int(env, "JOURNEYS_METRICS_PORT", defaults.metrics_port),
             analytics_interval=_float(
                 env, "JOURNEYS_ANALYTICS_INTERVAL", defaults.analytics_interval
+            ),
+            analytics_full_interval=_float(
+                env, "JOURNEYS_ANALYTICS_FULL_INTERVAL", defaults.analytics_full_interval
             ),
             rate_limit=_float(env, "JOURNEYS_RATE_LIMIT", defaults.rate_limit),
             rate_burst=_float(env, "JOURNEYS_RATE_BURST", defaults.rate_burst),

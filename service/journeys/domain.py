@@ -158,6 +158,11 @@ class StoredEvent:
     is_new: bool
 
 
+#: A user's `analytics_due_at` once new data about them arrives (and a new profile's): before
+#: any run's instant, so the next run recomputes them (`rules/due.py`).
+ANALYTICS_DUE_NOW = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class UserCounters:
     """A user as the analytics job scans it: timestamps, counters, last stored stage."""
@@ -170,6 +175,8 @@ class UserCounters:
     total_events: int
     total_plays: int
     won_plays: int
+    #: When the job was due to recompute the user (`rules/due.py`); None: not foreseen.
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,12 @@ class ComputedSegments:
     tier: str
     engagement_score: float
     churn_risk_score: int
+    #: When the user is due next (`rules/due.py`), stored with the segments.
+    due_at: datetime | None = None
+    #: The profile's figures the computation read (total events, first and last seen): on
+    #: PostgreSQL the due time is stored only if they are unchanged at the write, else the
+    #: user stays due (data arrived meanwhile).
+    read: tuple[int, datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)

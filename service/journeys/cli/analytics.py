@@ -21,6 +21,11 @@ def add_commands(commands: Commands) -> None:
         type=timestamp,
         help="compute as of this instant (RFC 3339, e.g. 2025-01-15T10:30:00Z); default now",
     )
+    command.add_argument(
+        "--full",
+        action="store_true",
+        help="recompute every user, not only those due since the last run",
+    )
     command.set_defaults(command=_run_job)
 
 
@@ -28,7 +33,7 @@ def _run_job(settings: Settings, args: argparse.Namespace) -> int:
     async def job() -> RunSummary | None:
         async with Database(settings.database_url) as database:
             job = AnalyticsJob(database, offer_seed=settings.offer_seed)
-            return await job.run(args.as_of, progress=progress_bar())
+            return await job.run(args.as_of, progress=progress_bar(), full=args.full)
 
     summary = run(job())
     assert summary is not None, "a waiting run always runs"

@@ -68,6 +68,8 @@ class OfferHistory:
     active_types: frozenset[str] = frozenset()
     last_ended_at: Mapping[str, datetime] = field(default_factory=dict)
     last_created_at: Mapping[str, datetime] = field(default_factory=dict)
+    #: When each active type's offer expires (the analytics job's due time, `rules/due.py`).
+    active_expires_at: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

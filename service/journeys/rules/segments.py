@@ -245,6 +245,25 @@ def _churn_risk_score(activity: Activity, silent_days: int) -> int:
     return min(SCORE_MAX, max(SCORE_MIN, risk))
 
 
+def churn_risk_rises_on_day(activity: Activity, silent_days: int) -> int | None:
+    """The first whole number of silent days after `silent_days` at which the churn risk is
+    higher than at `silent_days`; None when it never rises again (no events, or already 100).
+
+    The risk is (201·x + c) // (2·x + 2·c) with x = silent·gap_denominator and
+    c = 3·gap_numerator (the formula above, cleared of fractions), non-decreasing in x. It
+    reaches R + 1 exactly when x·(199 - 2R) >= c·(2R + 1): one division instead of a search
+    over days (a 30-day rhythm at risk 99 takes thousands of days to reach 100)."""
+    if activity.total_events <= 0:
+        return None
+    risk = _churn_risk_score(activity, silent_days)
+    if risk >= SCORE_MAX:
+        return None
+    gap_numerator, gap_denominator = _usual_gap(activity)
+    needed = HALF_RISK_GAPS * gap_numerator * (2 * risk + 1)
+    per_day = (199 - 2 * risk) * gap_denominator
+    return max(silent_days + 1, -(-needed // per_day))
+
+
 def usual_gap_days(activity: Activity) -> Fraction:
     """Typical days between two active days; the yardstick the churn risk measures silence by."""
     return Fraction(*_usual_gap(activity))

@@ -8,7 +8,7 @@ chunk's read are its two uses, with one naming of their parameters (`_bounds`)."
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -29,9 +29,10 @@ from sqlalchemy import (
 
 from journeys.domain import Category, UserCounters, UserRecord
 from journeys.rules import Activity
+from journeys.rules.due import window_exit
 from journeys.storage.schema import events, user_campaigns, user_daily_activity, users
 from journeys.storage.scope import ScopedStore, TenantScope
-from journeys.storage.types import UTCDateTime
+from journeys.storage.types import UTCDateTime, as_utc
 
 WINDOWS_DAYS = (7, 30)
 #: The window counters, in the order the window reads return them.
@@ -44,6 +45,11 @@ _ZERO: ColumnClause[int] = literal_column("0")
 _ONE: ColumnClause[int] = literal_column("1")
 
 UserMatch = Callable[[Any], ColumnElement[bool]]
+
+#: The window whose sums the segments read (the 7-day one feeds only live recommendations).
+EXIT_WINDOW_DAYS = 30
+#: An event that moves a window sum: a play, or points earned.
+_COUNTED = or_(events.c.category == Category.GAME_PLAY.value, events.c.points > 0)
 
 
 def _bounds(as_of: datetime) -> dict[str, Any]:
@@ -73,13 +79,27 @@ class _Windows:
     """The window reads of the users `match` selects, one row per user that has any: whole
     days (with the user's count of active days), partial days, and campaigns joined."""
 
-    def __init__(self, match: UserMatch) -> None:
+    def __init__(self, match: UserMatch, exits: bool = False) -> None:
+        """With `exits`, the whole-day and partial-day reads also give what
+        `rules.due.window_exit` needs: the first whole day of the 30-day window with a play
+        or points earned, and the earliest such event of its partial day."""
         self._match = match
+        self._exits = exits
         days = user_daily_activity
+        counted_day = case(
+            (
+                and_(
+                    days.c.day > bindparam(f"after_day_{EXIT_WINDOW_DAYS}d", type_=Date()),
+                    or_(days.c.plays > 0, days.c.points_earned > 0),
+                ),
+                days.c.day,
+            )
+        )
         self.full_days = (
             select(
                 days.c.user_id,
                 func.count().label("active_days"),
+                *([func.min(counted_day).label("first_counted_day")] if exits else []),
                 *(
                     func.sum(
                         case(
@@ -120,6 +140,20 @@ class _Windows:
                         ("points_earned", events.c.points > 0, events.c.points),
                     )
                     for span in spans
+                ),
+                *(
+                    [
+                        func.min(
+                            case(
+                                (
+                                    and_(_in_partial_day(EXIT_WINDOW_DAYS), _COUNTED),
+                                    events.c.occurred_at,
+                                )
+                            )
+                        ).label("earliest_counted_at")
+                    ]
+                    if self._exits and EXIT_WINDOW_DAYS in spans
+                    else []
                 ),
             )
             .where(
@@ -165,7 +199,7 @@ def _one_user_statement() -> Select[Any]:
 # Built once: building a statement took longer than executing it (measured), and only the
 # values change between calls.
 _ONE_USER = _one_user_statement()
-_CHUNK = _Windows(lambda column: column.in_(bindparam("ids", expanding=True)))
+_CHUNK = _Windows(lambda column: column.in_(bindparam("ids", expanding=True)), exits=True)
 
 
 class ActivityReads(ScopedStore):
@@ -187,16 +221,40 @@ class ActivityReads(ScopedStore):
     ) -> dict[str, Activity]:
         """`activity` for a chunk of users, set-wise: three grouped queries, whose all-time
         counters and seen-times come with the chunk."""
+        activities, _ = await self.activity_and_window_exits(counters, as_of)
+        return activities
+
+    async def activity_and_window_exits(
+        self, counters: Sequence[UserCounters], as_of: datetime
+    ) -> tuple[dict[str, Activity], dict[str, datetime]]:
+        """`activity_many`, and by user id when the first event counted in the 30-day window
+        leaves it (`rules.due.window_exit`; users without one are left out), from the same
+        three queries."""
         values = self._scope.binds(ids=[user.id for user in counters], **_bounds(as_of))
         windows: dict[str, list[int]] = {}
         active_days: dict[str, int] = {}
-        for user_id, days, *sums in await self._connection.execute(_CHUNK.full_days, values):
+        first_days: dict[str, datetime] = {}
+        earliest: dict[str, datetime] = {}
+        for user_id, days, first_day, *sums in await self._connection.execute(
+            _CHUNK.full_days, values
+        ):
             active_days[user_id] = int(days)
             windows[user_id] = [int(value or 0) for value in sums]
-        for user_id, *sums in await self._connection.execute(_CHUNK.partial_days, values):
+            if first_day is not None:
+                first_days[user_id] = _start_of(first_day)
+        for user_id, *sums, counted_at in await self._connection.execute(
+            _CHUNK.partial_days, values
+        ):
             found = windows.setdefault(user_id, [0] * len(_WINDOW_FIELDS))
             for n, value in enumerate(sums):
                 found[n] += int(value or 0)
+            if (moment := as_utc(counted_at)) is not None:
+                earliest[user_id] = moment
+        exits = {
+            user_id: moment
+            for user_id in first_days.keys() | earliest.keys()
+            if (moment := window_exit(earliest.get(user_id), first_days.get(user_id)))
+        }
         campaigns = {
             user_id: int(joined)
             for user_id, joined in await self._connection.execute(_CHUNK.campaigns, values)
@@ -214,4 +272,10 @@ class ActivityReads(ScopedStore):
                 active_days=active_days.get(user.id, 0),
             )
             for user in counters
-        }
+        }, exits
+
+
+def _start_of(day: date | str) -> datetime:
+    """A day (SQLite's min() returns it as text) as its first instant, UTC."""
+    found = date.fromisoformat(day) if isinstance(day, str) else day
+    return datetime.combine(found, time(), tzinfo=UTC)

@@ -11,9 +11,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, or_, select, text, update
 
-from journeys.domain import EventRecord, NewEvent, StoredEvent, SuppressedExternalIds
+from journeys.domain import (
+    ANALYTICS_DUE_NOW,
+    EventRecord,
+    NewEvent,
+    StoredEvent,
+    SuppressedExternalIds,
+)
 from journeys.storage.bulk import BulkInsert
 from journeys.storage.connection import StoreConnection
 from journeys.storage.dialect import per_dialect
@@ -68,6 +74,7 @@ class Ingestion(ScopedStore):
         await self._insert_events([row for _, row in new])
         inserted = {row["id"] for _, row in new}
         await self._add_to_aggregates(new, now)
+        await self._mark_due({str(row["user_id"]) for _, row in new})
         await self._drop_users_without_events(created - {row["user_id"] for _, row in new})
         originals = await self._events_by_message_id(
             [
@@ -312,6 +319,29 @@ class Ingestion(ScopedStore):
                     {**self._scope.columns(), "user_id": u, "campaign_id": c}
                     for u, c in sorted(campaigns)
                 ],
+            )
+
+    # Incremental analytics: a user with new events is due for the next run. Its own
+    # statement, and a no-op write for a user already marked since the last run (most of a
+    # busy user's batches). The profiles are locked already by the counters' update.
+    _MARK_DUE = (
+        update(users)
+        .where(
+            TenantScope.of(users),
+            users.c.id.in_(bindparam("user_ids", expanding=True)),
+            or_(
+                users.c.analytics_due_at.is_(None),
+                users.c.analytics_due_at > bindparam("due_now", type_=_AT),
+            ),
+        )
+        .values(analytics_due_at=bindparam("due_now", type_=_AT))
+    )
+
+    async def _mark_due(self, user_ids: set[str]) -> None:
+        if user_ids:
+            await self._connection.execute(
+                self._MARK_DUE,
+                self._scope.binds(user_ids=sorted(user_ids), due_now=ANALYTICS_DUE_NOW),
             )
 
     _DROP_USERS = delete(users).where(

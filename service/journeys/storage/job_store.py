@@ -11,6 +11,7 @@ from journeys.domain import Environment, Tenant
 from journeys.storage.connection import StoreConnection
 from journeys.storage.dialect import insert_for
 from journeys.storage.schema import analytics_runs, job_leases, users
+from journeys.storage.types import as_utc
 
 
 class JobStore:
@@ -68,10 +69,21 @@ class JobStore:
         )
         return found
 
-    async def start_run(self, as_of: datetime, now: datetime) -> str:
+    async def last_full_run_started_at(self) -> datetime | None:
+        """When the last succeeded full run started, if any (the schedule's full runs)."""
+        found: datetime | None = await self._connection.scalar(
+            select(func.max(analytics_runs.c.started_at)).where(
+                analytics_runs.c.status == "succeeded", analytics_runs.c.mode == "full"
+            )
+        )
+        return as_utc(found)
+
+    async def start_run(self, as_of: datetime, now: datetime, mode: str) -> str:
         run_id = str(uuid.uuid4())
         await self._connection.execute(
-            analytics_runs.insert().values(id=run_id, as_of=as_of, started_at=now, status="running")
+            analytics_runs.insert().values(
+                id=run_id, as_of=as_of, started_at=now, status="running", mode=mode
+            )
         )
         return run_id
 
@@ -85,6 +97,8 @@ class JobStore:
         transitions: int,
         offers_created: int,
         offers_expired: int,
+        users_with_new_data: int,
+        tenants_full: int,
     ) -> None:
         await self._connection.execute(
             update(analytics_runs)
@@ -96,5 +110,7 @@ class JobStore:
                 transitions=transitions,
                 offers_created=offers_created,
                 offers_expired=offers_expired,
+                users_with_new_data=users_with_new_data,
+                tenants_full=tenants_full,
             )
         )

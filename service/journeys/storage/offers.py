@@ -81,6 +81,7 @@ class Offers(OfferOutcomes):
         active: dict[str, set[str]] = defaultdict(set)
         ended: dict[str, dict[str, datetime]] = defaultdict(dict)
         created: dict[str, dict[str, datetime]] = defaultdict(dict)
+        expiring: dict[str, dict[str, datetime]] = defaultdict(dict)
         rows = await self._connection.execute(
             self._HISTORIES, self._scope.binds(user_ids=list(user_ids))
         )
@@ -90,6 +91,9 @@ class Offers(OfferOutcomes):
             kind = row.offer_type
             if row.status == "active":
                 active[row.user_id].add(kind)
+                # One active offer per type (a unique index): max() is its expiry.
+                if (expires := as_utc(row.expires_at)) is not None:
+                    expiring[row.user_id][kind] = expires
             end = as_utc(row.claimed_at) if row.status == "claimed" else as_utc(row.expires_at)
             if row.status != "active" and end is not None:
                 previous = ended[row.user_id].get(kind)
@@ -99,7 +103,10 @@ class Offers(OfferOutcomes):
                 created[row.user_id][kind] = made if previous is None else max(previous, made)
         return {
             user_id: OfferHistory(
-                frozenset(active[user_id]), dict(ended[user_id]), dict(created[user_id])
+                frozenset(active[user_id]),
+                dict(ended[user_id]),
+                dict(created[user_id]),
+                dict(expiring[user_id]),
             )
             for user_id in user_ids
         }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -17,9 +17,11 @@ from sqlalchemy import (
     bindparam,
     case,
     select,
+    tuple_,
 )
 
 from journeys.domain import (
+    ANALYTICS_DUE_NOW,
     EventRecord,
     SuppressedExternalIds,
     UserChanges,
@@ -64,6 +66,20 @@ def new_profile(
     }
 
 
+#: A user as the analytics job reads them: `UserCounters`' fields in order.
+_COUNTERS = (
+    users.c.id,
+    users.c.external_id,
+    users.c.first_seen_at,
+    users.c.last_seen_at,
+    users.c.segment_stage.label("stored_stage"),
+    users.c.total_events,
+    users.c.total_plays,
+    users.c.won_plays,
+    users.c.analytics_due_at,
+)
+
+
 class Profiles(ScopedStore):
     # The reads on a request's path are built once, each beside its method: building one
     # took longer than executing it (measured), and only the values change between calls.
@@ -94,6 +110,16 @@ class Profiles(ScopedStore):
                     else_=users.c.last_seen_at,
                 ),
                 "updated_at": excluded.updated_at,
+                # Days since last seen feed the segments: a move makes the user due.
+                "analytics_due_at": case(
+                    (
+                        excluded.last_seen_at > users.c.last_seen_at,
+                        bindparam(
+                            "due_now", ANALYTICS_DUE_NOW, type_=users.c.analytics_due_at.type
+                        ),
+                    ),
+                    else_=users.c.analytics_due_at,
+                ),
             },
         )
         # Only an insert leaves the two equal (an update moves `updated_at` on), so a user
@@ -149,16 +175,7 @@ class Profiles(ScopedStore):
         return [event_record(row) for row in rows]
 
     _USERS_AFTER = (
-        select(
-            users.c.id,
-            users.c.external_id,
-            users.c.first_seen_at,
-            users.c.last_seen_at,
-            users.c.segment_stage.label("stored_stage"),
-            users.c.total_events,
-            users.c.total_plays,
-            users.c.won_plays,
-        )
+        select(*_COUNTERS)
         .where(TenantScope.of(users), users.c.external_id > bindparam("after", type_=String()))
         .order_by(users.c.external_id)
         .limit(bindparam("limit", type_=Integer()))
@@ -176,4 +193,34 @@ class Profiles(ScopedStore):
             self._USERS_AFTER, self._scope.binds(after=after_external_id, limit=limit)
         )
         # Columns in the dataclass's field order: positional is several times cheaper.
+        return [UserCounters(*row) for row in rows]
+
+    _AT = users.c.analytics_due_at.type
+    _DUE_AFTER = (
+        select(*_COUNTERS)
+        .where(
+            TenantScope.of(users),
+            users.c.analytics_due_at <= bindparam("as_of", type_=_AT),
+            tuple_(users.c.analytics_due_at, users.c.id)
+            > tuple_(bindparam("after_due", type_=_AT), bindparam("after_id", type_=String())),
+        )
+        .order_by(users.c.analytics_due_at, users.c.id)
+        .limit(bindparam("limit", type_=Integer()))
+        # As `_USERS_AFTER`: none of the chunk is erased before it commits.
+        .with_for_update(read=True, key_share=True)
+    )
+
+    async def due_users_after(
+        self, as_of: datetime, after: tuple[datetime, str] | None, limit: int
+    ) -> list[UserCounters]:
+        """The next chunk of users due as of `as_of` (`rules/due.py`), in (due, id) order
+        after `after`: one range of the (tenant, due, id) index, each chunk the same cost.
+        A recomputed user's new due instant is later than `as_of`, and one marked due by new
+        data meanwhile sorts before the cursor: either way no user is read twice in a run."""
+        # The first chunk starts just before the earliest instant a user can be due at.
+        after_due, after_id = after or (ANALYTICS_DUE_NOW - timedelta(microseconds=1), "")
+        rows = await self._connection.execute(
+            self._DUE_AFTER,
+            self._scope.binds(as_of=as_of, after_due=after_due, after_id=after_id, limit=limit),
+        )
         return [UserCounters(*row) for row in rows]

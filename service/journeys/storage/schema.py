@@ -105,12 +105,20 @@ users = Table(
     # The "as of" instant of the first analytics run that classified the user (from migration
     # 0007 on): the start of the week the offer report's uplift measures.
     Column("first_classified_at", UTCDateTime(), nullable=True),
+    # When the analytics job must recompute the user next (`rules/due.py`), written with the
+    # segments; `domain.ANALYTICS_DUE_NOW` once new data arrives (set by the writes of that
+    # data) and for a profile no run has classified (migration 0010's server default); null
+    # when nothing can change without new data. A run reads `analytics_due_at <= as_of`:
+    # one range of the index below.
+    Column("analytics_due_at", UTCDateTime(), nullable=True),
     PrimaryKeyConstraint(*TENANT, "id"),
     UniqueConstraint(*TENANT, "external_id"),
     # Segment members (GET /users) page by externalId within one stage or tier: a page is a
     # range of one of these (or, unfiltered, of the unique key above).
     Index(None, *TENANT, "segment_stage", "external_id"),
     Index(None, *TENANT, "segment_tier", "external_id"),
+    # The incremental run's scan, keyset-paged by (due, id).
+    Index(None, *TENANT, "analytics_due_at", "id"),
 )
 
 offers = Table(
@@ -295,6 +303,26 @@ analytics_runs = Table(
     Column("transitions", Integer, nullable=False, server_default="0"),
     Column("offers_created", Integer, nullable=False, server_default="0"),
     Column("offers_expired", Integer, nullable=False, server_default="0"),
+    # From migration 0010: `full` (every user recomputed) or `incremental` (the due ones; a
+    # tenant whose catalogue, holdout or rules changed is still recomputed whole).
+    Column("mode", String(16), nullable=False, server_default="full"),
+    # Of the users scanned, those recomputed because new data arrived (or never classified).
+    Column("users_with_new_data", Integer, nullable=False, server_default="0"),
+    Column("tenants_full", Integer, nullable=False, server_default="0"),
+)
+
+# Per tenant, what its users' stored segments, offers and due times were last computed by
+# (`fingerprint`: catalogue, holdout share, rules version) and the instant of the last run
+# that finished the tenant: every classified user's segments hold as of it, recomputed then
+# or provably unchanged (`confirmed_as_of`, the members' `computedAt`).
+analytics_tenants = Table(
+    "analytics_tenants",
+    metadata,
+    Column("partner_id", UUID, ForeignKey("partners.id"), nullable=False),
+    Column("environment", ENVIRONMENT, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("confirmed_as_of", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint(*TENANT),
 )
 
 # Erased ids that may not come back (DELETE /users/{externalId}?suppress=true), as SHA-256

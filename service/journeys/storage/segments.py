@@ -8,12 +8,16 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, text
 
-from journeys.domain import ComputedSegments, StageTransitionView
+from journeys.domain import ANALYTICS_DUE_NOW, ComputedSegments, StageTransitionView
 from journeys.storage.bulk import BulkInsert, bind_processor
 from journeys.storage.schema import stage_transitions, users
 from journeys.storage.scope import COLUMNS, ScopedStore, TenantScope
 
 JOURNEY_LENGTH = 10
+
+
+def _read(item: ComputedSegments) -> tuple[int | None, datetime | None, datetime | None]:
+    return item.read if item.read is not None else (None, None, None)
 
 
 class Segments(ScopedStore):
@@ -35,12 +39,21 @@ class Segments(ScopedStore):
             segment_engagement_score = computed.score,
             segment_churn_risk = computed.churn,
             segments_computed_at = :as_of,
-            first_classified_at = COALESCE(users.first_classified_at, :as_of)
+            first_classified_at = COALESCE(users.first_classified_at, :as_of),
+            analytics_due_at = CASE
+                WHEN users.total_events = computed.read_events
+                    AND users.first_seen_at = computed.read_first
+                    AND users.last_seen_at = computed.read_last
+                THEN computed.due ELSE :due_now END
         FROM locked
         JOIN unnest(
             CAST(:ids AS varchar[]), CAST(:stages AS varchar[]), CAST(:tiers AS varchar[]),
-            CAST(:scores AS float8[]), CAST(:churn AS integer[])
-        ) AS computed (user_id, stage, tier, score, churn) ON computed.user_id = locked.id
+            CAST(:scores AS float8[]), CAST(:churn AS integer[]), CAST(:dues AS timestamptz[]),
+            CAST(:read_events AS integer[]), CAST(:read_first AS timestamptz[]),
+            CAST(:read_last AS timestamptz[])
+        ) AS computed (
+            user_id, stage, tier, score, churn, due, read_events, read_first, read_last
+        ) ON computed.user_id = locked.id
         WHERE {TenantScope.sql("users")} AND users.id = locked.id"""
     )
     # SQLite: the driver's executemany, one row of stored values per profile (SQLAlchemy's
@@ -48,14 +61,20 @@ class Segments(ScopedStore):
     _SAVE_SEGMENTS_SQLITE = (
         "UPDATE users SET segment_stage = ?, segment_tier = ?, segment_engagement_score = ?, "
         "segment_churn_risk = ?, segments_computed_at = ?, "
-        "first_classified_at = COALESCE(first_classified_at, ?) "
+        "first_classified_at = COALESCE(first_classified_at, ?), analytics_due_at = ? "
         f"WHERE {TenantScope.driver_sql('users', ['?', '?'])} AND id = ?"
     )
 
     async def save_segments(self, computed: Sequence[ComputedSegments], as_of: datetime) -> None:
-        """Stores each user's segments as computed as of `as_of`, in one driver call whatever
-        the chunk's size. Profiles are locked in id order, as `record_events` does, so the two
-        never deadlock."""
+        """Stores each user's segments as computed as of `as_of`, with the instant the user
+        is due next, in one driver call whatever the chunk's size. Profiles are locked in id
+        order, as `record_events` does, so the two never deadlock.
+
+        On PostgreSQL events may be stored for a user between the chunk's read and this
+        write (READ COMMITTED; the read's FOR KEY SHARE lets them in): the due time is
+        then replaced by "due now" when the profile's total events or seen times are not
+        those the computation read, so the next run takes the new data. SQLite's write
+        transaction excludes every other writer from the read to the commit."""
         if not computed:
             return
         ordered = sorted(computed, key=lambda item: item.user_id)
@@ -68,11 +87,17 @@ class Segments(ScopedStore):
                     tiers=[item.tier for item in ordered],
                     scores=[item.engagement_score for item in ordered],
                     churn=[item.churn_risk_score for item in ordered],
+                    dues=[item.due_at for item in ordered],
+                    read_events=[_read(item)[0] for item in ordered],
+                    read_first=[_read(item)[1] for item in ordered],
+                    read_last=[_read(item)[2] for item in ordered],
+                    due_now=ANALYTICS_DUE_NOW,
                     as_of=as_of,
                 ),
             )
             return
-        computed_at = bind_processor(users, "segments_computed_at", self._connection.dialect)(as_of)
+        stored_time = bind_processor(users, "segments_computed_at", self._connection.dialect)
+        computed_at = stored_time(as_of)
         tenant = self._scope.values()
         await self._connection.exec_driver_sql(
             self._SAVE_SEGMENTS_SQLITE,
@@ -84,6 +109,7 @@ class Segments(ScopedStore):
                     item.churn_risk_score,
                     computed_at,
                     computed_at,
+                    stored_time(item.due_at),
                     *tenant,
                     item.user_id,
                 )

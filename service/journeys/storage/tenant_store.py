@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from journeys.domain import Tenant
 from journeys.storage.activity import ActivityReads
+from journeys.storage.analytics_state import AnalyticsStates
 from journeys.storage.catalogue import Catalogue
 from journeys.storage.connection import StoreConnection
 from journeys.storage.erasure import Erasures
@@ -37,6 +38,7 @@ class TenantStore(
     Holdouts,
     OfferReports,
     Webhooks,
+    AnalyticsStates,
 ):
     def __init__(
         self,

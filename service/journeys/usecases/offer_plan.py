@@ -3,13 +3,18 @@ it makes for one user: the guard rails and the learned choice (`rules`), the hol
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from journeys import rules
 from journeys.domain import NewOffer, Tenant, UserCounters
-from journeys.rules import CatalogueEntry, OfferHistory, Outcomes, Segments
+from journeys.rules import CatalogueEntry, OfferHistory, Outcomes, Sampler, Segments
+from journeys.rules.due import RULES_VERSION
 from journeys.rules.holdout import held_out
 from journeys.storage.tenant_store import TenantStore
 from journeys.usecases import catalogue, holdout
@@ -22,7 +27,34 @@ class OfferPlan:
     offer_types: list[CatalogueEntry]
     outcomes: Outcomes
     holdout_share: float
-    sampler: random.Random
+    seed: int | None
+    #: Unseeded, one source of fresh draws serves every user.
+    fresh: random.Random = field(default_factory=random.Random)
+
+    @property
+    def fingerprint(self) -> str:
+        """What every user's stored offers and due times depend on beyond the user's own
+        data: a change recomputes the whole tenant (`rules/due.py`)."""
+        described = json.dumps(
+            {
+                "rules": RULES_VERSION,
+                "holdout": self.holdout_share,
+                "catalogue": [dataclasses.asdict(entry) for entry in self.offer_types],
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(described.encode()).hexdigest()
+
+    def _sampler(self, external_id: str) -> Sampler:
+        """A run repeats exactly under a seed; otherwise draws are fresh."""
+        if self.seed is None:
+            return self.fresh
+        tenant = self.tenant
+        instant = self.as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _SeededDraws(
+            f"{self.seed}/{tenant.partner_id}/{tenant.environment.value}/{instant}/{external_id}"
+        )
 
     def offers_for(
         self, user: UserCounters, segments: Segments, history: OfferHistory
@@ -40,7 +72,7 @@ class OfferPlan:
             self.offer_types,
             self.as_of,
             self.outcomes,
-            self.sampler,
+            self._sampler(user.external_id),
         )
         return [
             NewOffer(
@@ -70,15 +102,30 @@ async def load(
         offer_types=catalogue.entries(await store.catalogue_override()),
         outcomes=await store.offer_outcomes(as_of) if learning else {},
         holdout_share=await holdout.share_of(store),
-        sampler=_sampler(tenant, as_of, seed),
+        seed=seed,
     )
 
 
-def _sampler(tenant: Tenant, as_of: datetime, seed: int | None) -> random.Random:
-    """The draws of one tenant's run. Under `JOURNEYS_OFFER_SEED` they depend only on the seed,
-    the tenant and the instant (users are planned in a fixed order), so a run can be repeated
-    exactly; otherwise they are fresh."""
-    if seed is None:
-        return random.Random()
-    instant = as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return random.Random(f"{seed}/{tenant.partner_id}/{tenant.environment.value}/{instant}")
+class _SeededDraws:
+    """One user's draws under `JOURNEYS_OFFER_SEED`, seeded by the seed, the tenant, the
+    instant and the user alone: the same whichever other users a run plans, and in whatever
+    order (an incremental run plans only the due ones). The generator is made only if the
+    user's plan draws at all, as most never do."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+        self._random: random.Random | None = None
+
+    def _draws(self) -> random.Random:
+        if self._random is None:
+            self._random = random.Random(self._key)
+        return self._random
+
+    def betavariate(self, alpha: float, beta: float) -> float:
+        return self._draws().betavariate(alpha, beta)
+
+    def random(self) -> float:
+        return self._draws().random()
+
+    def shuffle(self, x: list[Any]) -> None:
+        self._draws().shuffle(x)

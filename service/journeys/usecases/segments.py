@@ -11,6 +11,7 @@ from datetime import datetime
 from journeys.domain import KeyKind, SegmentMember, SegmentQuery
 from journeys.errors import InvalidArgument
 from journeys.rules.segments import EngagementTier, LifecycleStage
+from journeys.storage.analytics_state import AnalyticsState
 from journeys.storage.database import Database
 from journeys.usecases import validation
 from journeys.usecases.auth import Caller, authenticate
@@ -124,6 +125,16 @@ class Segments:
             query = segment_query(stage, tier, min_churn_risk, limit, cursor)
             # One row past the page tells whether another page follows.
             found = await store.segment_members(replace(query, limit=query.limit + 1))
-        page = tuple(found[: query.limit])
+            state = await store.analytics_state()
+        page = tuple(_confirmed(member, state) for member in found[: query.limit])
         more = len(found) > query.limit
         return MemberPage(page, encode_cursor(page[-1].external_id) if more else "")
+
+
+def _confirmed(member: SegmentMember, state: AnalyticsState | None) -> SegmentMember:
+    """`computedAt` is the instant of the last run as of which the member's stored segments
+    hold: an incremental run recomputes only the users due (`rules/due.py`) and confirms the
+    others unchanged as of its instant, once it has finished the tenant."""
+    if state is None or state.confirmed_as_of <= member.computed_at:
+        return member
+    return replace(member, computed_at=state.confirmed_as_of)
