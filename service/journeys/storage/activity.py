@@ -3,7 +3,7 @@
 window's start.
 
 One builder (`_Windows`) makes the window reads for any set of users; one user's read and a
-chunk's read are its two uses, with one naming of their parameters (`_bounds`)."""
+chunk's read are its two uses, with one naming of their parameters (`bounds`)."""
 
 from __future__ import annotations
 
@@ -46,16 +46,16 @@ _ONE: ColumnClause[int] = literal_column("1")
 UserMatch = Callable[[Any], ColumnElement[bool]]
 
 
-def _bounds(as_of: datetime) -> dict[str, Any]:
+def bounds(as_of: datetime) -> dict[str, Any]:
     """The windows' parameters: each window's whole days after its first, partial one, and
     that partial day's span of time."""
-    bounds: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     for span in WINDOWS_DAYS:
         start = as_of - timedelta(days=span)
-        bounds[f"after_day_{span}d"] = start.date()
-        bounds[f"from_{span}d"] = start
-        bounds[f"until_{span}d"] = _end_of_day(start)
-    return bounds
+        values[f"after_day_{span}d"] = start.date()
+        values[f"from_{span}d"] = start
+        values[f"until_{span}d"] = _end_of_day(start)
+    return values
 
 
 def _end_of_day(moment: datetime) -> datetime:
@@ -164,7 +164,7 @@ def _one_user_statement() -> Select[Any]:
 
 # Built once: building a statement took longer than executing it (measured), and only the
 # values change between calls.
-_ONE_USER = _one_user_statement()
+ONE_USER = _one_user_statement()
 _CHUNK = _Windows(lambda column: column.in_(bindparam("ids", expanding=True)))
 
 
@@ -173,7 +173,7 @@ class ActivityReads(ScopedStore):
         """One user's activity as of an instant, in one round trip whatever their history."""
         row = (
             await self._connection.execute(
-                _ONE_USER, self._scope.binds(user_id=user.id, **_bounds(as_of))
+                ONE_USER, self._scope.binds(user_id=user.id, **bounds(as_of))
             )
         ).one()
         return Activity(
@@ -187,7 +187,7 @@ class ActivityReads(ScopedStore):
     ) -> dict[str, Activity]:
         """`activity` for a chunk of users, set-wise: three grouped queries, whose all-time
         counters and seen-times come with the chunk."""
-        values = self._scope.binds(ids=[user.id for user in counters], **_bounds(as_of))
+        values = self._scope.binds(ids=[user.id for user in counters], **bounds(as_of))
         windows: dict[str, list[int]] = {}
         active_days: dict[str, int] = {}
         for user_id, days, *sums in await self._connection.execute(_CHUNK.full_days, values):

@@ -16,6 +16,7 @@ from journeys.domain import Tenant
 from journeys.storage.connection import InlineConnection, StoreConnection
 from journeys.storage.job_store import JobStore
 from journeys.storage.key_store import KeyStore
+from journeys.storage.lookups import Lookups
 from journeys.storage.partitions import EventPartitions
 from journeys.storage.tenant_store import TenantStore
 from journeys.storage.webhooks import Outbox
@@ -55,6 +56,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, **_engine_options(url))
         self._inline: Engine | None = None
         self._on_announced: list[CommitListener] = []
+        #: The request path's reads, on the raw driver (storage/lookups.py).
+        self.lookups = Lookups(url)
         if self.dialect == "sqlite":
             _ensure_parent_dir(url)
             _configure_sqlite(self.engine.sync_engine)
@@ -112,6 +115,7 @@ class Database:
         event.listen(target, "before_cursor_execute", before)
 
     async def dispose(self) -> None:
+        await self.lookups.close()
         await self.engine.dispose()
         if self._inline is not None:
             self._inline.dispose()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Dialect
@@ -57,6 +57,9 @@ class Codec:
     def time_out_or_none(self, value: Any) -> datetime | None:
         return None if value is None else self.time_out(value)
 
+    def date_in(self, value: date) -> Any:
+        return value.isoformat() if self.sqlite else value
+
     @staticmethod
     def json_in(value: Any) -> str:
         """JSON as both drivers take it here: text (SQLAlchemy's asyncpg codecs, which every
@@ -70,24 +73,45 @@ class Codec:
 
 class Statement:
     """A Core statement compiled once per dialect to the driver's SQL, with the names of its
-    parameters in the driver's positional order."""
+    parameters in the driver's positional order (and the values of those it fixes itself,
+    such as `column == "literal"`)."""
 
     def __init__(self, statement: ClauseElement) -> None:
         self._statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
-    def sql(self, dialect: str) -> tuple[str, tuple[str, ...]]:
+    def _compile(self, dialect: str) -> tuple[str, tuple[str, ...], dict[str, Any]]:
         found = self._compiled.get(dialect)
         if found is None:
             compiled: Compiled = self._statement.compile(dialect=_DIALECTS[dialect])
             names = tuple(compiled.positiontup or ())  # type: ignore[attr-defined]
-            found = self._compiled[dialect] = (compiled.string, names)
+            fixed = {
+                name: bind.value
+                for name, bind in compiled.binds.items()  # type: ignore[attr-defined]
+                if not bind.required and bind.callable is None
+            }
+            found = self._compiled[dialect] = (compiled.string, names, fixed)
         return found
+
+    def sql(self, dialect: str) -> tuple[str, tuple[str, ...]]:
+        sql, names, _ = self._compile(dialect)
+        return sql, names
 
     def arguments(self, dialect: str, values: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
         """The driver's SQL and its arguments from `values` by parameter name."""
-        sql, names = self.sql(dialect)
+        sql, names, fixed = self._compile(dialect)
+        if fixed:
+            values = {**fixed, **values}
         return sql, tuple(values[name] for name in names)
+
+    def argument_rows(
+        self, dialect: str, rows: Iterable[dict[str, Any]]
+    ) -> tuple[str, list[tuple[Any, ...]]]:
+        """`arguments` for each of several rows (an executemany)."""
+        sql, names, fixed = self._compile(dialect)
+        if fixed:
+            rows = ({**fixed, **row} for row in rows)
+        return sql, [tuple(row[name] for name in names) for row in rows]
 
 
 class Driver(Protocol):
@@ -120,8 +144,7 @@ class SqliteDriver:
         self.connection.execute(sql, arguments)
 
     async def executemany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> None:
-        sql, names = statement.sql("sqlite")
-        self.connection.executemany(sql, (tuple(row[name] for name in names) for row in rows))
+        self.connection.executemany(*statement.argument_rows("sqlite", rows))
 
 
 class AsyncpgDriver:
@@ -141,8 +164,7 @@ class AsyncpgDriver:
         await self.connection.execute(sql, *arguments)
 
     async def executemany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> None:
-        sql, names = statement.sql("postgresql")
-        await self.connection.executemany(sql, [tuple(row[name] for name in names) for row in rows])
+        await self.connection.executemany(*statement.argument_rows("postgresql", rows))
 
 
 async def driver_of(connection: StoreConnection) -> Driver:

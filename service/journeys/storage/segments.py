@@ -16,6 +16,15 @@ from journeys.storage.scope import COLUMNS, ScopedStore, TenantScope
 JOURNEY_LENGTH = 10
 
 
+#: A user's latest `JOURNEY_LENGTH` stage transitions, newest first.
+JOURNEY = (
+    select(stage_transitions.c.from_stage, stage_transitions.c.to_stage, stage_transitions.c.at)
+    .where(TenantScope.of(stage_transitions), stage_transitions.c.user_id == bindparam("user_id"))
+    .order_by(stage_transitions.c.at.desc(), stage_transitions.c.seq.desc())
+    .limit(JOURNEY_LENGTH)
+)
+
+
 class Segments(ScopedStore):
     # One statement for the chunk instead of one per profile. The CTE takes the row locks in id
     # order (a lone UPDATE ... FROM locks in whatever order its plan visits the rows), and the
@@ -110,16 +119,7 @@ class Segments(ScopedStore):
             ],
         )
 
-    _JOURNEY = (
-        select(stage_transitions)
-        .where(
-            TenantScope.of(stage_transitions), stage_transitions.c.user_id == bindparam("user_id")
-        )
-        .order_by(stage_transitions.c.at.desc(), stage_transitions.c.seq.desc())
-        .limit(JOURNEY_LENGTH)
-    )
-
     async def journey(self, user_id: str) -> list[StageTransitionView]:
         """The user's latest `JOURNEY_LENGTH` stage transitions, newest first."""
-        rows = await self._connection.execute(self._JOURNEY, self._scope.binds(user_id=user_id))
+        rows = await self._connection.execute(JOURNEY, self._scope.binds(user_id=user_id))
         return [StageTransitionView(row.from_stage, row.to_stage, row.at) for row in rows]
