@@ -14,12 +14,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +29,6 @@ from prometheus_client import Counter, Gauge, Histogram
 ACCESS_LOGGER = "journeys.access"
 LOG_FORMATS = ("json", "text")
 #: Calls logged at DEBUG only: Envoy health-checks every replica every few seconds.
-QUIET_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"})
 
 # No `*_created` series beside every counter and histogram: nothing here reads them.
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -93,16 +90,15 @@ class RequestInfo:
 _current: ContextVar[RequestInfo | None] = ContextVar("journeys_request", default=None)
 
 
-@contextlib.contextmanager
-def handling(request_id: str) -> Iterator[RequestInfo]:
-    """The call being handled: its log lines carry `request_id`; the servicer fills in
-    `partner_id` from the call's `Caller` once the use case has returned or failed."""
-    info = RequestInfo(request_id)
-    token = _current.set(info)
-    try:
-        yield info
-    finally:
-        _current.reset(token)
+def enter(info: RequestInfo) -> Token[RequestInfo | None]:
+    """`info` is the call being handled: its log lines carry `request_id`; the servicer fills
+    in `partner_id` from the call's `Caller` once the use case has returned or failed. The
+    token is `leave`'s, when the call ends."""
+    return _current.set(info)
+
+
+def leave(token: Token[RequestInfo | None]) -> None:
+    _current.reset(token)
 
 
 def current_request() -> RequestInfo | None:

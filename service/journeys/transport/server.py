@@ -9,7 +9,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from journeys.transport.interceptors import RateLimit, RequestObserver
+from journeys.transport.calls import Calls
 from journeys.transport.ratelimit import RateLimiter
 from journeys.transport.rpc import add_to_server
 
@@ -31,13 +31,10 @@ class GrpcServer:
         """`servicers`: the API's servicers by the full name of the service each serves."""
         self.address = f"{host}:{port}"
         self._services = tuple(servicers)
-        # Outermost first: a call refused by the rate limit is still counted and logged.
-        interceptors: list[grpc.aio.ServerInterceptor] = [RequestObserver()]
-        if limiter is not None:
-            interceptors.append(RateLimit(limiter, frozenset(self._services)))
-        self._server = grpc.aio.server(interceptors=interceptors, options=_OPTIONS)
+        self._server = grpc.aio.server(options=_OPTIONS)
+        calls = Calls(limiter)
         for name, servicer in servicers.items():
-            add_to_server(servicer, name, self._server)
+            add_to_server(servicer, name, self._server, calls)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
