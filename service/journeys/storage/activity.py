@@ -17,6 +17,7 @@ from sqlalchemy import (
     Date,
     Select,
     String,
+    Table,
     and_,
     bindparam,
     case,
@@ -44,6 +45,8 @@ _ZERO: ColumnClause[int] = literal_column("0")
 _ONE: ColumnClause[int] = literal_column("1")
 
 UserMatch = Callable[[Any], ColumnElement[bool]]
+#: The predicate keeping a table to one tenant (`TenantScope.of`, or a join to a row's).
+Scope = Callable[[Table], ColumnElement[bool]]
 
 
 def bounds(as_of: datetime) -> dict[str, Any]:
@@ -73,8 +76,9 @@ class _Windows:
     """The window reads of the users `match` selects, one row per user that has any: whole
     days (with the user's count of active days), partial days, and campaigns joined."""
 
-    def __init__(self, match: UserMatch) -> None:
+    def __init__(self, match: UserMatch, scope: Scope = TenantScope.of) -> None:
         self._match = match
+        self._scope = scope
         days = user_daily_activity
         self.full_days = (
             select(
@@ -94,13 +98,13 @@ class _Windows:
                     for span in WINDOWS_DAYS
                 ),
             )
-            .where(TenantScope.of(days), match(days.c.user_id))
+            .where(scope(days), match(days.c.user_id))
             .group_by(days.c.user_id)
         )
         self.partial_days = self.partial_days_of(WINDOWS_DAYS)
         self.campaigns = (
             select(user_campaigns.c.user_id, func.count().label("campaigns_joined"))
-            .where(TenantScope.of(user_campaigns), match(user_campaigns.c.user_id))
+            .where(scope(user_campaigns), match(user_campaigns.c.user_id))
             .group_by(user_campaigns.c.user_id)
         )
 
@@ -123,7 +127,7 @@ class _Windows:
                 ),
             )
             .where(
-                TenantScope.of(events),
+                self._scope(events),
                 self._match(events.c.user_id),
                 or_(*(_in_partial_day(span) for span in spans)),
             )
@@ -131,35 +135,47 @@ class _Windows:
         )
 
 
-def _one_user_statement() -> Select[Any]:
-    """The windows joined to the profile, so one user's counters are one round trip."""
-    user = bindparam("user_id", type_=String())
-    windows = _Windows(lambda column: column == user)
-    full = windows.full_days.subquery()
+def one_user(user: Any, scope: Scope, *, lateral: bool = False) -> tuple[list[Any], list[Any]]:
+    """One user's counters: the columns (all-time ones from `users`) and the window reads
+    they come from, each of one row at most and joined on nothing. `user` is the user's id
+    (a parameter, or `users.c.id` for reads correlated to the user, `lateral`, which
+    PostgreSQL can run inside a statement that finds the user first)."""
+    windows = _Windows(lambda column: column == user, scope)
+    full = windows.full_days
     # A partial day per window, so each is a range of the index (see `partial_days_of`).
-    partial = {span: windows.partial_days_of([span]).subquery() for span in WINDOWS_DAYS}
-    campaigns = windows.campaigns.subquery()
-    statement = select(
+    partial = {span: windows.partial_days_of([span]) for span in WINDOWS_DAYS}
+    reads = [full, windows.campaigns, *partial.values()]
+    derived = [read.lateral() if lateral else read.subquery() for read in reads]
+    full_read, campaigns, *partial_reads = derived
+    by_span = dict(zip(WINDOWS_DAYS, partial_reads, strict=True))
+    columns = [
         users.c.total_events,
         users.c.total_plays,
         users.c.won_plays,
-        func.coalesce(full.c.active_days, _ZERO).label("active_days"),
+        func.coalesce(full_read.c.active_days, _ZERO).label("active_days"),
         func.coalesce(campaigns.c.campaigns_joined, _ZERO).label("campaigns_joined"),
         *(
             (
-                func.coalesce(full.c[f"{kind}_{span}d"], _ZERO)
-                + func.coalesce(partial[span].c[f"{kind}_{span}d"], _ZERO)
+                func.coalesce(full_read.c[f"{kind}_{span}d"], _ZERO)
+                + func.coalesce(by_span[span].c[f"{kind}_{span}d"], _ZERO)
             ).label(f"{kind}_{span}d")
             for kind in _KINDS
             for span in WINDOWS_DAYS
         ),
-    )
+    ]
+    return columns, derived
+
+
+def _one_user_statement() -> Select[Any]:
+    """The windows joined to the profile, so one user's counters are one round trip."""
+    user = bindparam("user_id", type_=String())
+    columns, reads = one_user(user, TenantScope.of)
     # Each read has one row at most, that of `user`: joined on nothing, so no engine builds
     # an index of it per execution (SQLite did, measured).
     joined: Any = users
-    for read in (full, campaigns, *partial.values()):
+    for read in reads:
         joined = joined.outerjoin(read, true())
-    return statement.select_from(joined).where(TenantScope.of(users), users.c.id == user)
+    return select(*columns).select_from(joined).where(TenantScope.of(users), users.c.id == user)
 
 
 # Built once: building a statement took longer than executing it (measured), and only the

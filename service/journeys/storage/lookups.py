@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import ColumnClause, String, and_, bindparam, literal_column, select
+from sqlalchemy import (
+    ColumnClause,
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.engine import make_url
 
 from journeys.domain import (
@@ -137,6 +147,41 @@ _JOURNEY = Statement(segments.JOURNEY)
 _ACTIVITY_FIELDS = tuple(column.name for column in activity.ONE_USER.selected_columns)
 
 
+def _profile_in_one() -> Statement:
+    """PostgreSQL: the profile, its activity and journey in one statement, each read
+    correlated to the user the key's tenant has (LATERAL, which SQLite lacks): one row per
+    transition of the journey, or one with none."""
+
+    def of_user(table: Table) -> ColumnElement[bool]:
+        return TenantScope.same_tenant(table, users)
+
+    counters, reads = activity.one_user(users.c.id, of_user, lateral=True)
+    recent = segments.journey_of(users.c.id, of_user).lateral()
+    joined: Any = api_keys.outerjoin(users, _USER_OF_KEY)
+    for read in (*reads, recent):
+        joined = joined.outerjoin(read, true())
+    return Statement(
+        select(
+            *_KEY_COLUMNS,
+            *_USER_COLUMNS,
+            *counters,
+            recent.c.from_stage,
+            recent.c.to_stage,
+            recent.c.at,
+        )
+        .select_from(joined)
+        .where(_BY_DIGEST)
+        .order_by(recent.c.at.desc(), recent.c.seq.desc())
+    )
+
+
+_PROFILE_IN_ONE = _profile_in_one()
+#: Where the columns of `_PROFILE_IN_ONE` start: the user's, the counters, the journey's.
+_USER_AT = len(_KEY_COLUMNS)
+_COUNTERS_AT = _USER_AT + len(_USER_COLUMNS)
+_JOURNEY_AT = _COUNTERS_AT + len(_ACTIVITY_FIELDS)
+
+
 class Lookups:
     """The process's raw reader: one `sqlite3` connection (reads on the event loop's thread,
     as every SQLite transaction here) or a pool of asyncpg connections sized to the
@@ -192,6 +237,8 @@ class Lookups:
     async def profile(self, digest: str, external_id: str, as_of: datetime) -> ProfileRead:
         """The key and, if the key's tenant has that user, the profile, its activity as of
         `as_of` and its latest stage transitions, from one snapshot."""
+        if self.dialect != "sqlite":
+            return await self._profile_in_one(digest, external_id, as_of)
         codec = self.codec
         async with self._driver(transaction=True) as driver:
             rows = await driver.fetch(
@@ -201,26 +248,41 @@ class Lookups:
                 return ProfileRead(None, None, None, ())
             row = rows[0]
             key = _key(row)
-            if row[4] is None:
+            if row[_USER_AT] is None:
                 return ProfileRead(key, None, None, ())
-            user = _user(row[4:], codec)
+            user = _user(row[_USER_AT:], codec)
             scope = TenantScope(Tenant(key.partner_id, key.environment)).binds(user_id=user.id)
             (counts,) = await driver.fetch(
                 _ACTIVITY, {**scope, **_bounds(activity.bounds(as_of), codec)}
             )
             journey = await driver.fetch(_JOURNEY, scope)
-        return ProfileRead(
-            key,
-            user,
-            Activity(
-                first_seen_at=user.first_seen_at,
-                last_seen_at=user.last_seen_at,
-                **{name: int(value) for name, value in zip(_ACTIVITY_FIELDS, counts, strict=True)},
-            ),
-            tuple(
-                StageTransitionView(before, after, codec.time_out(at))
-                for before, after, at in journey
-            ),
+        return ProfileRead(key, user, _activity(user, counts), self._journey(journey))
+
+    async def _profile_in_one(self, digest: str, external_id: str, as_of: datetime) -> ProfileRead:
+        async with self._driver() as driver:
+            rows = await driver.fetch(
+                _PROFILE_IN_ONE,
+                {
+                    "digest": digest,
+                    "external_id": _storable(external_id),
+                    **_bounds(activity.bounds(as_of), self.codec),
+                },
+            )
+        if not rows:
+            return ProfileRead(None, None, None, ())
+        row = rows[0]
+        key = _key(row)
+        if row[_USER_AT] is None:
+            return ProfileRead(key, None, None, ())
+        user = _user(row[_USER_AT:], self.codec)
+        counts = row[_COUNTERS_AT:_JOURNEY_AT]
+        journey = [found[_JOURNEY_AT:] for found in rows if found[_JOURNEY_AT] is not None]
+        return ProfileRead(key, user, _activity(user, counts), self._journey(journey))
+
+    def _journey(self, rows: Sequence[Row]) -> tuple[StageTransitionView, ...]:
+        return tuple(
+            StageTransitionView(before, after, self.codec.time_out(at))
+            for before, after, at, *_ in rows
         )
 
     @contextlib.asynccontextmanager
@@ -311,6 +373,14 @@ def _user(row: Row, codec: Codec) -> UserRecord:
         tags=codec.json_out(row[12]),
         metadata=codec.json_out(row[13]),
         total_events=row[14],
+    )
+
+
+def _activity(user: UserRecord, counts: Row) -> Activity:
+    return Activity(
+        first_seen_at=user.first_seen_at,
+        last_seen_at=user.last_seen_at,
+        **{name: int(value) for name, value in zip(_ACTIVITY_FIELDS, counts, strict=True)},
     )
 
 
