@@ -154,7 +154,7 @@ def _note_partner(caller: Caller) -> None:
 
 
 def _request_id(context: Context[Any, Any]) -> str:
-    # The interceptor's id, so this line and the call's log line carry the same one.
+    # The call wrapper's id, so this line and the call's log line carry the same one.
     return (
         observability.current_request_id()
         or metadata.of(context, metadata.REQUEST_ID)
