@@ -5,9 +5,10 @@
   latency by method and status code, events ingested / duplicates / rejected, analytics runs
   and the offers they generate.
 - One log line per API call (`journeys.access`, written by the transport's call wrapper,
-  `transport/calls.py`; health checks and reflection are not logged): request id (the `x-request-id` Envoy
-  sets, or a `local-…` id for direct gRPC calls), method, status code, latency in ms and the
-  partner id once the key is known. The key itself is never read here, so it cannot be logged.
+  `transport/calls.py`; health checks and reflection are not logged): request id (the
+  `x-request-id` Envoy sets, or a `local-…` id for direct gRPC calls), method, status code,
+  latency in ms and the partner id once the key is known. The key itself is never read here,
+  so it cannot be logged.
 - Log lines as JSON objects (default for `journeys serve`) or text (`JOURNEYS_LOG_FORMAT`).
   A line logged while a call is handled carries that call's request id.
 """

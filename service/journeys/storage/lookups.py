@@ -35,27 +35,17 @@ from sqlalchemy.engine import make_url
 from journeys.domain import (
     Environment,
     JsonObject,
-    KeyKind,
     OfferRecord,
+    PresentedKey,
     StageTransitionView,
     Tenant,
     UserRecord,
 )
 from journeys.rules import Activity
-from journeys.storage import activity, segments
+from journeys.storage import activity, key_store, segments
 from journeys.storage.driver import AsyncpgDriver, Codec, Driver, Row, SqliteDriver, Statement
 from journeys.storage.schema import api_keys, catalogue_overrides, offers, users
 from journeys.storage.scope import TenantScope
-
-
-@dataclass(frozen=True, slots=True)
-class PresentedKey:
-    """What a call needs of its key: whose it is, what it may do, whether it still may."""
-
-    partner_id: str
-    environment: Environment
-    kind: KeyKind
-    revoked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +200,7 @@ class Lookups:
         if not rows:
             return OffersRead(None, False, [], {})
         first = rows[0]
-        key = _key(first)
+        key = key_store.presented(first)
         if first[4] is None:
             return OffersRead(key, False, [], {})
         time_out, json_out = self.codec.time_out, self.codec.json_out
@@ -247,7 +237,7 @@ class Lookups:
             if not rows:
                 return ProfileRead(None, None, None, ())
             row = rows[0]
-            key = _key(row)
+            key = key_store.presented(row)
             if row[_USER_AT] is None:
                 return ProfileRead(key, None, None, ())
             user = _user(row[_USER_AT:], codec)
@@ -271,7 +261,7 @@ class Lookups:
         if not rows:
             return ProfileRead(None, None, None, ())
         row = rows[0]
-        key = _key(row)
+        key = key_store.presented(row)
         if row[_USER_AT] is None:
             return ProfileRead(key, None, None, ())
         user = _user(row[_USER_AT:], self.codec)
@@ -350,10 +340,6 @@ async def _text_json(connection: Any) -> None:
         await connection.set_type_codec(
             name, encoder=str, decoder=str, schema="pg_catalog", format="text"
         )
-
-
-def _key(row: Row) -> PresentedKey:
-    return PresentedKey(row[0], Environment(row[1]), KeyKind(row[2]), row[3] is not None)
 
 
 def _user(row: Row, codec: Codec) -> UserRecord:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from journeys.domain import ApiKeyRecord, Environment, KeyKind, Tenant
+from journeys.domain import Environment, KeyKind, PresentedKey, Tenant
 from journeys.errors import (
     InvalidApiKey,
     MissingApiKey,
@@ -16,7 +16,6 @@ from journeys.errors import (
     SecretKeyRequired,
 )
 from journeys.storage.key_store import KeyStore
-from journeys.storage.lookups import PresentedKey
 from journeys.usecases import apikeys
 
 
@@ -35,8 +34,7 @@ async def authenticate(
 ) -> Tenant:
     """Looked up on every call, so a revocation binds every server process at once. `needs`
     is the least kind of key the operation takes (a secret key opens everything)."""
-    key = await keys.find_by_digest(presented_digest(caller))
-    return admit(caller, None if key is None else _presented(key), needs=needs)
+    return admit(caller, await keys.presented(presented_digest(caller)), needs=needs)
 
 
 def presented_digest(caller: Caller) -> str:
@@ -60,10 +58,6 @@ def admit(caller: Caller, key: PresentedKey | None, *, needs: KeyKind = KeyKind.
     if needs is KeyKind.SECRET and key.kind is not KeyKind.SECRET:
         raise SecretKeyRequired
     return Tenant(key.partner_id, key.environment)
-
-
-def _presented(key: ApiKeyRecord) -> PresentedKey:
-    return PresentedKey(key.partner_id, key.environment, key.kind, key.revoked_at is not None)
 
 
 @dataclass(frozen=True)
