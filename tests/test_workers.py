@@ -99,26 +99,34 @@ def test_both_workers_answer_on_one_port_and_rest_goes_through_the_one_envoy(
 ) -> None:
     stack = two_workers
     key = stack.new_key(f"workers-{uuid.uuid4()}")
+
+    def per_worker() -> list[float]:
+        return [
+            counted(metrics_port + index, "grpc_server_handled_total", 'grpc_method="GetUser"')
+            for index in range(2)
+        ]
+
     with httpx.Client(base_url=stack.base_url) as http:
         success(http.post(f"{BASE}/users", headers=headers(key), json={"externalId": "w"}))
-        through_envoy = success(http.get(f"{BASE}/users/w", headers={"X-API-Key": key}))
-
+        through_envoy = [
+            success(http.get(f"{BASE}/users/w", headers={"X-API-Key": key}))["externalId"]
+            for _ in range(40)
+        ]
+    after_rest = per_worker()
     # Each channel is a connection of its own; the kernel hands each to one of the workers.
     for _ in range(24):
         with grpc.insecure_channel(stack.direct_target) as channel:
             pb_grpc.UserJourneysServiceStub(channel).GetUser(
                 pb.GetUserRequest(external_id="w"), metadata=(("x-api-key", key),)
             )
+    after_grpc = per_worker()
 
-    assert through_envoy["externalId"] == "w"
-    pids = worker_pids(stack)
-    assert len(pids) == 2, "two worker processes under the supervisor"
-    per_worker = [
-        counted(metrics_port + index, "grpc_server_handled_total", 'grpc_method="GetUser"')
-        for index in range(2)
-    ]
-    assert all(count > 0 for count in per_worker), per_worker
-    assert sum(per_worker) == 24 + 1
+    assert through_envoy == ["w"] * 40
+    assert len(worker_pids(stack)) == 2, "two worker processes under the supervisor"
+    assert all(count > 0 for count in after_rest), f"Envoy reached both workers: {after_rest}"
+    direct = [after - before for after, before in zip(after_grpc, after_rest, strict=True)]
+    assert all(count > 0 for count in direct), f"direct calls reached both: {direct}"
+    assert sum(after_grpc) == 40 + 24
     assert stack.log_text().count("journeys is ready") == 1, "only the supervisor says ready"
 
 

@@ -44,6 +44,7 @@ from journeys.workers import (
 
 log = logging.getLogger("journeys")
 READY_LINE = "journeys is ready"
+_ENVOY_CONNECTIONS_PER_WORKER = 8
 
 
 async def serve(
@@ -149,8 +150,15 @@ async def _supervise(settings: Settings, *, gateway: bool, demo_key: bool) -> in
         stop.set()
 
     async with contextlib.AsyncExitStack() as parts:
-        # Envoy first (forked before anything else runs), as in a single process.
-        envoy = await parts.enter_async_context(_envoy(settings, stop)) if gateway else None
+        # Envoy first (forked before anything else runs), as in a single process. It keeps one
+        # HTTP/2 connection per upstream, and the kernel hands each connection to one worker:
+        # listing the one port several times a worker gives Envoy as many connections to
+        # spread REST calls over (round robin), so every worker gets its share.
+        port = (settings.host, settings.grpc_port)
+        upstreams = [port] * (settings.workers * _ENVOY_CONNECTIONS_PER_WORKER)
+        envoy = (
+            await parts.enter_async_context(_envoy(settings, stop, upstreams)) if gateway else None
+        )
         workers = Workers(settings.workers, READY_LINE, worker_exited)
         parts.callback(workers.kill)
         try:
