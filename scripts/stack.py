@@ -93,6 +93,9 @@ def stack_env(database_url: str, http_port: int, grpc_port: int, admin_port: int
         # JSON, and the metrics).
         "JOURNEYS_METRICS_PORT": "0",
         "JOURNEYS_LOG_FORMAT": "text",
+        # One server process, whatever the machine's CPU count; tests of `--workers` ask for
+        # more.
+        "JOURNEYS_WORKERS": "1",
     }
 
 

@@ -20,9 +20,10 @@ from journeys.storage.lookups import Lookups
 from journeys.storage.partitions import EventPartitions
 from journeys.storage.tenant_store import TenantStore
 from journeys.storage.webhooks import Outbox
+from journeys.storage.write_lock import SQLITE_BUSY_TIMEOUT_MS, begin_immediate
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
 _BEGIN_OPTION = "journeys_sqlite_begin"
+_BEGUN = "begun"
 
 
 class Transaction:
@@ -72,7 +73,10 @@ class Database:
         if self._inline is not None:
             with self._inline.connect() as inline:
                 if write:
-                    inline = inline.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                    # Waits for another process's write lock off the loop (storage/write_lock.py);
+                    # the transaction below then only records that it has begun.
+                    await begin_immediate(inline.connection.driver_connection)
+                    inline = inline.execution_options(**{_BEGIN_OPTION: _BEGUN})
                 with inline.begin():
                     transaction = Transaction(InlineConnection(inline))
                     yield transaction
@@ -158,4 +162,5 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode != _BEGUN:
+            connection.exec_driver_sql(f"BEGIN {mode}")

@@ -259,16 +259,3 @@ def _announcements(
         for offer, offer_id in zip(planned, offer_ids, strict=True)
     )
     return announced
-
-
-async def run_on_schedule(job: AnalyticsJob, interval_seconds: float) -> None:
-    """`journeys serve`'s loop: a run at start, then one every interval. A tick while another
-    process holds the lease is skipped (that process is doing the work)."""
-    while True:
-        try:
-            summary = await job.run(wait=False)
-            if summary is not None:
-                log.info("%s", summary.describe())
-        except Exception:
-            log.exception("scheduled analytics run failed; retrying at the next interval")
-        await asyncio.sleep(interval_seconds)
