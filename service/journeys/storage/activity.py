@@ -181,6 +181,19 @@ def _one_user_statement() -> Select[Any]:
 # Built once: building a statement took longer than executing it (measured), and only the
 # values change between calls.
 ONE_USER = _one_user_statement()
+_ONE_USER_FIELDS = tuple(column.name for column in ONE_USER.selected_columns)
+
+
+def one_user_activity(user: UserRecord, counts: Sequence[Any]) -> Activity:
+    """The activity of `user` from the values of `ONE_USER`'s columns (or of `one_user`'s,
+    in their order)."""
+    return Activity(
+        first_seen_at=user.first_seen_at,
+        last_seen_at=user.last_seen_at,
+        **{name: int(value) for name, value in zip(_ONE_USER_FIELDS, counts, strict=True)},
+    )
+
+
 _CHUNK = _Windows(lambda column: column.in_(bindparam("ids", expanding=True)))
 
 
@@ -192,11 +205,7 @@ class ActivityReads(ScopedStore):
                 ONE_USER, self._scope.binds(user_id=user.id, **bounds(as_of))
             )
         ).one()
-        return Activity(
-            first_seen_at=user.first_seen_at,
-            last_seen_at=user.last_seen_at,
-            **{name: int(value) for name, value in row._mapping.items()},
-        )
+        return one_user_activity(user, tuple(row))
 
     async def activity_many(
         self, counters: Sequence[UserCounters], as_of: datetime

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -53,9 +53,6 @@ class Codec:
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
         result: datetime = value.astimezone(UTC)
         return result
-
-    def time_out_or_none(self, value: Any) -> datetime | None:
-        return None if value is None else self.time_out(value)
 
     def date_in(self, value: date) -> Any:
         return value.isoformat() if self.sqlite else value
@@ -186,7 +183,3 @@ async def driver_of(connection: StoreConnection) -> Driver:
 def _sqlite_of(connection: SyncConnection) -> sqlite3.Connection:
     raw: Any = connection.connection.driver_connection
     return raw  # type: ignore[no-any-return]
-
-
-def first(rows: Sequence[Row]) -> Row | None:
-    return rows[0] if rows else None

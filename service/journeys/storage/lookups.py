@@ -46,6 +46,7 @@ from journeys.storage import activity, key_store, segments
 from journeys.storage.driver import AsyncpgDriver, Codec, Driver, Row, SqliteDriver, Statement
 from journeys.storage.schema import api_keys, catalogue_overrides, offers, users
 from journeys.storage.scope import TenantScope
+from journeys.storage.write_lock import SQLITE_BUSY_TIMEOUT_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,6 @@ _PROFILE = Statement(
 )
 _ACTIVITY = Statement(activity.ONE_USER)
 _JOURNEY = Statement(segments.JOURNEY)
-_ACTIVITY_FIELDS = tuple(column.name for column in activity.ONE_USER.selected_columns)
 
 
 def _profile_in_one() -> Statement:
@@ -169,7 +169,7 @@ _PROFILE_IN_ONE = _profile_in_one()
 #: Where the columns of `_PROFILE_IN_ONE` start: the user's, the counters, the journey's.
 _USER_AT = len(_KEY_COLUMNS)
 _COUNTERS_AT = _USER_AT + len(_USER_COLUMNS)
-_JOURNEY_AT = _COUNTERS_AT + len(_ACTIVITY_FIELDS)
+_JOURNEY_AT = _COUNTERS_AT + len(activity.ONE_USER.selected_columns)
 
 
 class Lookups:
@@ -201,7 +201,7 @@ class Lookups:
             return OffersRead(None, False, [], {})
         first = rows[0]
         key = key_store.presented(first)
-        if first[4] is None:
+        if first[_USER_AT] is None:
             return OffersRead(key, False, [], {})
         time_out, json_out = self.codec.time_out, self.codec.json_out
         found = [
@@ -234,19 +234,17 @@ class Lookups:
             rows = await driver.fetch(
                 _PROFILE, {"digest": digest, "external_id": _storable(external_id)}
             )
-            if not rows:
-                return ProfileRead(None, None, None, ())
-            row = rows[0]
-            key = key_store.presented(row)
-            if row[_USER_AT] is None:
+            key, user = _key_and_user(rows, codec)
+            if key is None or user is None:
                 return ProfileRead(key, None, None, ())
-            user = _user(row[_USER_AT:], codec)
             scope = TenantScope(Tenant(key.partner_id, key.environment)).binds(user_id=user.id)
             (counts,) = await driver.fetch(
                 _ACTIVITY, {**scope, **_bounds(activity.bounds(as_of), codec)}
             )
             journey = await driver.fetch(_JOURNEY, scope)
-        return ProfileRead(key, user, _activity(user, counts), self._journey(journey))
+        return ProfileRead(
+            key, user, activity.one_user_activity(user, counts), self._journey(journey)
+        )
 
     async def _profile_in_one(self, digest: str, external_id: str, as_of: datetime) -> ProfileRead:
         async with self._driver() as driver:
@@ -258,16 +256,14 @@ class Lookups:
                     **_bounds(activity.bounds(as_of), self.codec),
                 },
             )
-        if not rows:
-            return ProfileRead(None, None, None, ())
-        row = rows[0]
-        key = key_store.presented(row)
-        if row[_USER_AT] is None:
+        key, user = _key_and_user(rows, self.codec)
+        if user is None:
             return ProfileRead(key, None, None, ())
-        user = _user(row[_USER_AT:], self.codec)
-        counts = row[_COUNTERS_AT:_JOURNEY_AT]
+        counts = rows[0][_COUNTERS_AT:_JOURNEY_AT]
         journey = [found[_JOURNEY_AT:] for found in rows if found[_JOURNEY_AT] is not None]
-        return ProfileRead(key, user, _activity(user, counts), self._journey(journey))
+        return ProfileRead(
+            key, user, activity.one_user_activity(user, counts), self._journey(journey)
+        )
 
     def _journey(self, rows: Sequence[Row]) -> tuple[StageTransitionView, ...]:
         return tuple(
@@ -302,7 +298,7 @@ class Lookups:
             self._url.database or ":memory:", isolation_level=None, check_same_thread=False
         )
         connection.execute("PRAGMA query_only=ON")
-        connection.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+        connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         self._sqlite = SqliteDriver(connection)
         return self._sqlite
 
@@ -330,9 +326,6 @@ class Lookups:
             self._pool = None
 
 
-_SQLITE_BUSY_TIMEOUT_MS = 10_000
-
-
 async def _text_json(connection: Any) -> None:
     # JSON columns come out as text on every connection of ours (as SQLAlchemy's codecs
     # leave them), so one `Codec.json_out` serves every driver.
@@ -340,6 +333,17 @@ async def _text_json(connection: Any) -> None:
         await connection.set_type_codec(
             name, encoder=str, decoder=str, schema="pg_catalog", format="text"
         )
+
+
+def _key_and_user(
+    rows: Sequence[Row], codec: Codec
+) -> tuple[PresentedKey | None, UserRecord | None]:
+    """The key and the user (of the key's tenant) a profile read's first row holds."""
+    if not rows:
+        return None, None
+    row = rows[0]
+    key = key_store.presented(row)
+    return key, None if row[_USER_AT] is None else _user(row[_USER_AT:], codec)
 
 
 def _user(row: Row, codec: Codec) -> UserRecord:
@@ -359,14 +363,6 @@ def _user(row: Row, codec: Codec) -> UserRecord:
         tags=codec.json_out(row[12]),
         metadata=codec.json_out(row[13]),
         total_events=row[14],
-    )
-
-
-def _activity(user: UserRecord, counts: Row) -> Activity:
-    return Activity(
-        first_seen_at=user.first_seen_at,
-        last_seen_at=user.last_seen_at,
-        **{name: int(value) for name, value in zip(_ACTIVITY_FIELDS, counts, strict=True)},
     )
 
 
