@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -22,7 +22,17 @@ from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from journeys.domain import KeyKind
 from sqlalchemy.engine import make_url
 
-from scripts.stack import BIN, Stack, free_port, journeys, migrate, running_stack, sql, stack_env
+from scripts.stack import (
+    BIN,
+    Stack,
+    free_port,
+    journeys,
+    migrate,
+    running_stack,
+    sql,
+    stack_env,
+    wait_until,
+)
 from tests.api.rest import headers, success
 from tests.conftest import DELIVERING
 from tests.webhooks.receiver import receiving
@@ -65,14 +75,6 @@ def counted(metrics_port: int, series: str, label: str) -> float:
         for line in text.splitlines()
         if line.startswith(f"{series}{{") and label in line
     )
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 @pytest.fixture
