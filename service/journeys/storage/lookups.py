@@ -91,7 +91,8 @@ _OFFER_COLUMNS = (
 # literal; bound, SQLite re-prepares the statement on every call (measured: 46 µs vs 10 µs).
 _ACTIVE: ColumnClause[str] = literal_column("'active'")
 
-_OFFERS = Statement(
+#: GetOffers' read: the key, the user of its tenant, their active offers, the catalogue.
+OFFERS = Statement(
     select(*_KEY_COLUMNS, users.c.id, *_OFFER_COLUMNS, catalogue_overrides.c.overrides)
     .select_from(
         api_keys.outerjoin(users, _USER_OF_KEY)
@@ -190,7 +191,7 @@ class Lookups:
         """The key and, if the key's tenant has that user, their active offers."""
         async with self._driver() as driver:
             rows = await driver.fetch(
-                _OFFERS,
+                OFFERS,
                 {
                     "digest": digest,
                     "external_id": _storable(external_id),
