@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Dialect
+from sqlalchemy import Boolean, ColumnElement, Dialect, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.sql.compiler import Compiled, SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
 
 from journeys.storage.connection import InlineConnection, StoreConnection
+from journeys.storage.dialect import per_dialect
 
 Row = tuple[Any, ...]
 
@@ -57,6 +60,14 @@ class Codec:
     def time_out_or_none(self, value: Any) -> datetime | None:
         return None if value is None else self.time_out(value)
 
+    def day_in(self, value: date) -> Any:
+        """A date as the driver binds it: SQLite stores SQLAlchemy's `YYYY-MM-DD` text."""
+        return value.isoformat() if self.sqlite else value
+
+    def list_in(self, values: Sequence[str]) -> Any:
+        """The values of a `one_of` parameter: a JSON array on SQLite, an array on PostgreSQL."""
+        return json.dumps(values) if self.sqlite else list(values)
+
     @staticmethod
     def json_in(value: Any) -> str:
         """JSON as both drivers take it here: text (SQLAlchemy's asyncpg codecs, which every
@@ -66,6 +77,36 @@ class Codec:
     @staticmethod
     def json_out(value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+class _OneOf(ColumnElement[bool]):
+    type = Boolean()
+    inherit_cache = True
+    # A predicate itself: else SQLite (no boolean type) would be given `... = 1`.
+    _is_implicitly_boolean = True
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.values: BindParameter[Any] = bindparam(name)
+
+
+def one_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """`column IN (...)` over a list bound as one parameter `name` (its value from
+    `Codec.list_in`), so the statement is compiled once whatever the list's length (an
+    expanding IN is rendered again for each length)."""
+    return _OneOf(column, name)
+
+
+@compiles(_OneOf, "sqlite")
+def _one_of_sqlite(element: _OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(_OneOf, "postgresql")
+def _one_of_postgresql(element: _OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} = ANY(CAST({values} AS VARCHAR[]))"
 
 
 class Statement:
@@ -90,6 +131,22 @@ class Statement:
         return sql, tuple(values[name] for name in names)
 
 
+class _PerDialect(Statement):
+    def __init__(self, build: Callable[[Any], ClauseElement]) -> None:
+        statements = per_dialect(build)
+        super().__init__(statements["sqlite"])
+        self._each = {dialect: Statement(statement) for dialect, statement in statements.items()}
+
+    def sql(self, dialect: str) -> tuple[str, tuple[str, ...]]:
+        return self._each[dialect].sql(dialect)
+
+
+def per_dialect_statement(build: Callable[[Any], ClauseElement]) -> Statement:
+    """A `Statement` built from each engine's own `insert` (`build(insert)`), for what only
+    those constructs express (ON CONFLICT)."""
+    return _PerDialect(build)
+
+
 class Driver(Protocol):
     """The raw connection under a transaction (or the process's reader), awaitable for both
     engines."""
@@ -101,6 +158,10 @@ class Driver(Protocol):
     async def execute(self, statement: Statement, values: dict[str, Any]) -> None: ...
 
     async def executemany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> None: ...
+
+    async def fetchmany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> list[Row]:
+        """`executemany` of a statement with RETURNING: the rows every execution returned."""
+        ...
 
 
 class SqliteDriver:
@@ -123,6 +184,16 @@ class SqliteDriver:
         sql, names = statement.sql("sqlite")
         self.connection.executemany(sql, (tuple(row[name] for name in names) for row in rows))
 
+    async def fetchmany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> list[Row]:
+        # sqlite3's executemany drops what RETURNING returns: one execution per row.
+        sql, names = statement.sql("sqlite")
+        execute = self.connection.execute
+        return [
+            found
+            for row in rows
+            for found in execute(sql, tuple(row[name] for name in names)).fetchall()
+        ]
+
 
 class AsyncpgDriver:
     """An asyncpg connection. Its statement cache prepares each statement once per
@@ -143,6 +214,14 @@ class AsyncpgDriver:
     async def executemany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> None:
         sql, names = statement.sql("postgresql")
         await self.connection.executemany(sql, [tuple(row[name] for name in names) for row in rows])
+
+    async def fetchmany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> list[Row]:
+        sql, names = statement.sql("postgresql")
+        return list(
+            await self.connection.fetchmany(
+                sql, [tuple(row[name] for name in names) for row in rows]
+            )
+        )
 
 
 async def driver_of(connection: StoreConnection) -> Driver:
