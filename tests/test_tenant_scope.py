@@ -9,6 +9,9 @@ of the analytics job, which find the tenants to work on."""
 from __future__ import annotations
 
 import asyncio
+import importlib
+import inspect
+import pkgutil
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +19,7 @@ import httpx
 import pytest
 from journeys.domain import Environment, EventInput, KeyKind, UserChanges, WebhookEvent, utc_now
 from journeys.storage.database import Database
+from journeys.storage.driver import Statement
 from journeys.storage.schema import metadata
 from journeys.usecases import Journeys
 from journeys.usecases.analytics import AnalyticsJob
@@ -160,6 +164,40 @@ def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url:
     claims = [sql for sql in touched if "offers" in tables_named(sql)]
     assert claims, "no offer statement ran"
     assert [sql for sql in touched if unscoped(sql)] == []
+
+
+def _driver_statements() -> dict[str, Statement]:
+    """Every statement the stores run on the raw driver (storage/driver.py): module constants
+    and class attributes of the storage modules. The driver bypasses SQLAlchemy, so the
+    statement listener above never sees them run."""
+    import journeys.storage
+
+    found: dict[str, Statement] = {}
+    for module_info in pkgutil.iter_modules(journeys.storage.__path__):
+        if module_info.ispkg:
+            continue  # migrations
+        module = importlib.import_module(f"journeys.storage.{module_info.name}")
+        for name, value in vars(module).items():
+            owners = (
+                [value] if inspect.isclass(value) and value.__module__ == module.__name__ else []
+            )
+            if isinstance(value, Statement):
+                found[f"{module_info.name}.{name}"] = value
+            for owner in owners:
+                for attribute, member in vars(owner).items():
+                    if isinstance(member, Statement):
+                        found[f"{module_info.name}.{owner.__name__}.{attribute}"] = member
+    return found
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_every_statement_run_on_the_raw_driver_is_scoped_to_the_tenant(dialect: str) -> None:
+    statements = {
+        name: statement.sql(dialect)[0] for name, statement in _driver_statements().items()
+    }
+    assert any(name.startswith("ingest.") for name in statements), "none of ingestion's found"
+    assert sum(1 for sql in statements.values() if tables_named(sql)) >= 8
+    assert [name for name, sql in statements.items() if unscoped(sql)] == []
 
 
 @pytest.mark.parametrize("table", sorted(TENANT_TABLES))
