@@ -19,8 +19,8 @@ from journeys.domain import (
     Tenant,
 )
 from journeys.storage.database import Database
-from journeys.storage.schema import message_ids, user_daily_activity, users
 from journeys.storage.schema import events as events_table
+from journeys.storage.schema import message_ids, user_daily_activity, users
 from journeys.storage.tenant_store import TenantStore
 from journeys.usecases import Journeys
 from journeys.usecases.auth import Caller
@@ -101,7 +101,8 @@ async def test_odd_unicode_metadata_reads_back_exactly(database_url: str) -> Non
             user = await store.get_user("ü-ser 🎯")
             assert user is not None
             (stored,) = await store.timeline(user.id, 1, 10)
-    assert first.is_new and not again.is_new
+    assert first.is_new
+    assert not again.is_new
     assert stored.metadata == again.event.metadata == first.event.metadata == ODD_METADATA
     assert again.event.external_id == "ü-ser 🎯"
     assert user.total_events == 1
@@ -210,9 +211,11 @@ async def test_duplicate_message_ids_within_and_across_batches(database_url: str
     assert [item.is_new for item in first] == [True, False, True, True, True]
     assert [item.is_new for item in second] == [False, True, False, False]
     assert first[1].event == first[0].event  # the original, as stored
-    assert first[1].event.external_id == "a" and first[1].event.points == 5
+    assert first[1].event.external_id == "a"
+    assert first[1].event.points == 5
     assert second[0].event == first[2].event
-    assert second[2].event == second[1].event and second[2].event.points == 2
+    assert second[2].event == second[1].event
+    assert second[2].event.points == 2
     assert second[3].event == first[0].event
     assert len({item.event.id for item in first + second}) == 5
     assert a.total_events == 5
@@ -249,7 +252,8 @@ async def test_a_suppressed_id_in_a_mixed_batch_leaves_nothing_written(database_
             store = tx.tenant(tenant)
             assert await store.get_user("gone") is None
             known = await store.get_user("known")
-            assert known is not None and known.total_events == 2
+            assert known is not None
+            assert known.total_events == 2
 
 
 async def test_a_suppressed_id_is_rejected_alone_through_the_use_case(
