@@ -10,8 +10,8 @@ run, next to the absolute numbers.
 2. The same calls as REST through Envoy, against Envoy in front of the no-op server, with the
    same targets.
 3. Batch ingest (TrackEvents, 500 events a call, 10 % duplicates) against the driver's own
-   executemany of the same rows in one transaction. Target >= 50 %, and >= 30k events/s on
-   SQLite.
+   executemany of the same rows in one transaction. Target >= 50 % on both engines, and
+   >= 20k events/s on SQLite.
 4. The analytics job over a generated population against one raw GROUP BY user_id over the
    same events table. Target <= 3x; peak RSS flat and <= 1 GB at 1M users.
 5. Erasure of users with 1,000 events and the export of one with 100,000, through Envoy,
@@ -890,7 +890,7 @@ def _ingest(engine: Engine, mode: Mode) -> list[Row]:
     raw_seconds = _raw_insert(engine, unique, now)
     raw_rate = len(unique) / raw_seconds
     ratio = rate / raw_rate
-    floor = 30_000 if engine.name == "sqlite" else 0
+    floor = 20_000 if engine.name == "sqlite" else 0
     details = {
         **outcome,
         "events_submitted": submitted,
@@ -909,7 +909,7 @@ def _ingest(engine: Engine, mode: Mode) -> list[Row]:
             baseline=f"{raw_rate:,.0f} rows/s raw executemany",
             ratio=ratio,
             ratio_label=f"{ratio:.0%}",
-            target=">= 50%" + (", >= 30k/s" if floor else ""),
+            target=">= 50% of raw" + (f", >= {floor // 1000}k/s" if floor else ""),
             met=ratio >= 0.5 and rate >= floor,
             extra=f"p99 call {outcome['p99_ms']:.0f} ms; {outcome['duplicates']} duplicates",
             details=details,

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any, Protocol
 
-from sqlalchemy import Dialect
+from sqlalchemy import Boolean, ColumnElement, Dialect, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.sql.compiler import Compiled, SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
 
 from journeys.storage.connection import InlineConnection, StoreConnection
+from journeys.storage.dialect import per_dialect
 
 Row = tuple[Any, ...]
 
@@ -55,7 +59,12 @@ class Codec:
         return result
 
     def date_in(self, value: date) -> Any:
+        """A date as the driver binds it: SQLite stores SQLAlchemy's `YYYY-MM-DD` text."""
         return value.isoformat() if self.sqlite else value
+
+    def list_in(self, values: Sequence[str]) -> Any:
+        """The values of a `one_of` parameter: a JSON array on SQLite, an array on PostgreSQL."""
+        return json.dumps(values) if self.sqlite else list(values)
 
     @staticmethod
     def json_in(value: Any) -> str:
@@ -66,6 +75,36 @@ class Codec:
     @staticmethod
     def json_out(value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+class _OneOf(ColumnElement[bool]):
+    type = Boolean()
+    inherit_cache = True
+    # A predicate itself: else SQLite (no boolean type) would be given `... = 1`.
+    _is_implicitly_boolean = True
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.values: BindParameter[Any] = bindparam(name)
+
+
+def one_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """`column IN (...)` over a list bound as one parameter `name` (its value from
+    `Codec.list_in`), so the statement is compiled once whatever the list's length (an
+    expanding IN is rendered again for each length)."""
+    return _OneOf(column, name)
+
+
+@compiles(_OneOf, "sqlite")
+def _one_of_sqlite(element: _OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(_OneOf, "postgresql")
+def _one_of_postgresql(element: _OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} = ANY(CAST({values} AS VARCHAR[]))"
 
 
 class Statement:
@@ -108,7 +147,23 @@ class Statement:
         sql, names, fixed = self._compile(dialect)
         if fixed:
             rows = ({**fixed, **row} for row in rows)
-        return sql, [tuple(row[name] for name in names) for row in rows]
+        return sql, list(map(positional(names), rows))
+
+
+class _PerDialect(Statement):
+    def __init__(self, build: Callable[[Any], ClauseElement]) -> None:
+        statements = per_dialect(build)
+        super().__init__(statements["sqlite"])
+        self._each = {dialect: Statement(statement) for dialect, statement in statements.items()}
+
+    def _compile(self, dialect: str) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        return self._each[dialect]._compile(dialect)
+
+
+def per_dialect_statement(build: Callable[[Any], ClauseElement]) -> Statement:
+    """A `Statement` built from each engine's own `insert` (`build(insert)`), for what only
+    those constructs express (ON CONFLICT)."""
+    return _PerDialect(build)
 
 
 class Driver(Protocol):
@@ -122,6 +177,10 @@ class Driver(Protocol):
     async def execute(self, statement: Statement, values: dict[str, Any]) -> None: ...
 
     async def executemany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> None: ...
+
+    async def fetchmany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> list[Row]:
+        """`executemany` of a statement with RETURNING: the rows every execution returned."""
+        ...
 
 
 class SqliteDriver:
@@ -143,6 +202,12 @@ class SqliteDriver:
     async def executemany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> None:
         self.connection.executemany(*statement.argument_rows("sqlite", rows))
 
+    async def fetchmany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> list[Row]:
+        # sqlite3's executemany drops what RETURNING returns: one execution per row.
+        sql, arguments = statement.argument_rows("sqlite", rows)
+        execute = self.connection.execute
+        return [found for values in arguments for found in execute(sql, values).fetchall()]
+
 
 class AsyncpgDriver:
     """An asyncpg connection. Its statement cache prepares each statement once per
@@ -162,6 +227,9 @@ class AsyncpgDriver:
 
     async def executemany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> None:
         await self.connection.executemany(*statement.argument_rows("postgresql", rows))
+
+    async def fetchmany(self, statement: Statement, rows: Iterable[dict[str, Any]]) -> list[Row]:
+        return list(await self.connection.fetchmany(*statement.argument_rows("postgresql", rows)))
 
 
 async def driver_of(connection: StoreConnection) -> Driver:
@@ -183,3 +251,11 @@ async def driver_of(connection: StoreConnection) -> Driver:
 def _sqlite_of(connection: SyncConnection) -> sqlite3.Connection:
     raw: Any = connection.connection.driver_connection
     return raw  # type: ignore[no-any-return]
+
+
+def positional(names: tuple[str, ...]) -> Callable[[dict[str, Any]], Row]:
+    """A row's values in the driver's positional order, picked in C: per row of a batch, a
+    Python loop over the names cost more than the driver's own binding (measured)."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    return lambda row: tuple(row[name] for name in names)
