@@ -5,7 +5,10 @@ the service's own options, the generated UserJourneysService servicer base. Ever
 returns a canned response captured from the real server, so responses have the same shapes
 and sizes; requests are still parsed and responses serialized, as in the real server.
 
-    python -m bench.noop_server --port PORT --canned FILE.json
+    python -m bench.noop_server --port PORT --canned FILE.json [--share-port]
+
+With `--share-port`, several of them listen on one port, as the workers of `journeys serve
+--workers N` do (the baseline of the workers scenario).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from gamifyhost.userjourneys.v1 import segments_service_pb2_grpc as segments_pb_
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2 as pb
 from gamifyhost.userjourneys.v1 import user_journeys_service_pb2_grpc as pb_grpc
 from gamifyhost.userjourneys.v1 import user_pb2
-from journeys.transport.server import _OPTIONS as SERVER_OPTIONS
+from journeys.transport.server import server_options
 
 READY_LINE = "noop server is ready"
 
@@ -86,8 +89,8 @@ def load_canned(path: Path) -> dict[str, Any]:
     }
 
 
-async def serve(port: int, canned: dict[str, Any]) -> None:
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+async def serve(port: int, canned: dict[str, Any], *, share_port: bool = False) -> None:
+    server = grpc.aio.server(options=server_options(share_port=share_port))
     pb_grpc.add_UserJourneysServiceServicer_to_server(NoopServicer(canned), server)
     segments_pb_grpc.add_SegmentsServiceServicer_to_server(NoopSegmentsServicer(canned), server)
     if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
@@ -101,8 +104,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--canned", type=Path, required=True)
+    parser.add_argument("--share-port", action="store_true", help="listen with SO_REUSEPORT")
     args = parser.parse_args()
-    uvloop.run(serve(args.port, load_canned(args.canned)))
+    uvloop.run(serve(args.port, load_canned(args.canned), share_port=args.share_port))
 
 
 if __name__ == "__main__":

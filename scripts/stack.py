@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +93,9 @@ def stack_env(database_url: str, http_port: int, grpc_port: int, admin_port: int
         # JSON, and the metrics).
         "JOURNEYS_METRICS_PORT": "0",
         "JOURNEYS_LOG_FORMAT": "text",
+        # One server process, whatever the machine's CPU count; tests of `--workers` ask for
+        # more.
+        "JOURNEYS_WORKERS": "1",
     }
 
 
@@ -228,3 +231,12 @@ def running_stack(
                 process.kill()
                 process.wait()
         reader.join(timeout=5)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20) -> None:
+    """Polls `predicate` until it holds; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)

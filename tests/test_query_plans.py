@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from journeys.domain import Environment, NewOffer, SegmentQuery, Tenant, UserChanges, utc_now
+from journeys.storage import lookups
 from journeys.storage.database import Database
+from journeys.storage.driver import Codec
 
 from scripts.stack import migrate
 
@@ -68,6 +70,21 @@ async def test_a_users_offers_are_read_through_their_own_index(tmp_path: Path) -
     }
     assert "ix_offers_partner_id_environment_user_id_status_expires_at" in plans["SELECT"]
     assert "ix_offers_partner_id_environment_status_expires_at" in plans["UPDATE"]
+
+
+@pytest.mark.sqlite_only
+def test_getoffers_reads_key_user_and_offers_each_through_an_index(tmp_path: Path) -> None:
+    """The request path's one statement (storage/lookups.py), as the raw driver runs it."""
+    path, _ = _migrated(tmp_path)
+    sql, arguments = lookups.OFFERS.arguments(
+        "sqlite",
+        {"digest": "0" * 64, "external_id": "u1", "now": Codec("sqlite").time_in(utc_now())},
+    )
+    plan = _plan(path, sql, arguments)
+    assert "SEARCH api_keys USING INDEX" in plan
+    assert "SEARCH users USING INDEX sqlite_autoindex_users" in plan
+    assert "SEARCH offers USING INDEX ix_offers_partner_id_environment_user_id_status" in plan
+    assert "SCAN" not in plan
 
 
 @pytest.mark.sqlite_only

@@ -9,6 +9,9 @@ of the analytics job, which find the tenants to work on."""
 from __future__ import annotations
 
 import asyncio
+import importlib
+import inspect
+import pkgutil
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +19,7 @@ import httpx
 import pytest
 from journeys.domain import Environment, EventInput, KeyKind, UserChanges, WebhookEvent, utc_now
 from journeys.storage.database import Database
+from journeys.storage.driver import Statement
 from journeys.storage.schema import metadata
 from journeys.usecases import Journeys
 from journeys.usecases.analytics import AnalyticsJob
@@ -86,6 +90,34 @@ def unscoped(sql: str) -> bool:
     return not all(re.search(rf"\b{column}\s*(=|in\b|= any)", where) for column in TENANT_COLUMNS)
 
 
+def scoped_by_key(sql: str) -> bool:
+    """True when `sql` reads a presented key by its digest and joins every tenant table it
+    names within that key's tenant, directly or through a table already joined so (the
+    request path's reads, storage/lookups.py, find the tenant and its rows in one statement)."""
+    text = " ".join(sql.split()).lower()
+    if not re.search(r"\bwhere api_keys\.key_digest = ", text):
+        return False
+    joined = {"api_keys"}
+    pending = tables_named(text)
+    while pending:
+        reached = {
+            table
+            for table in pending
+            if any(
+                all(
+                    re.search(rf"\b{table}\.{column} = {other}\.{column}\b", text)
+                    for column in TENANT_COLUMNS
+                )
+                for other in joined
+            )
+        }
+        if not reached:
+            return False
+        joined |= reached
+        pending -= reached
+    return True
+
+
 def test_the_audit_catches_an_unscoped_statement() -> None:
     assert unscoped("SELECT users.id FROM users WHERE users.external_id = ?")
     assert unscoped("UPDATE offers SET status = 'expired' WHERE expires_at <= ?")
@@ -98,6 +130,19 @@ def test_the_audit_catches_an_unscoped_statement() -> None:
     )
     assert not unscoped("INSERT INTO events (id, partner_id, environment) VALUES (?, ?, ?)")
     assert not unscoped("SELECT api_keys.id FROM api_keys WHERE api_keys.key_digest = ?")
+
+
+def test_the_audit_catches_a_key_join_that_leaves_the_tenant() -> None:
+    within = (
+        "SELECT users.id, offers.id FROM api_keys LEFT OUTER JOIN users ON users.partner_id = "
+        "api_keys.partner_id AND users.environment = api_keys.environment AND "
+        "users.external_id = ? LEFT OUTER JOIN offers ON offers.partner_id = users.partner_id "
+        "AND offers.environment = users.environment WHERE api_keys.key_digest = ?"
+    )
+    assert scoped_by_key(within)
+    assert not scoped_by_key(within.replace("AND offers.environment = users.environment", ""))
+    assert not scoped_by_key(within.replace("users.partner_id = api_keys.partner_id AND", ""))
+    assert not scoped_by_key(within.replace("WHERE api_keys.key_digest = ?", ""))
 
 
 def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url: str) -> None:
@@ -160,6 +205,42 @@ def test_every_statement_of_every_use_case_is_scoped_to_the_tenant(database_url:
     claims = [sql for sql in touched if "offers" in tables_named(sql)]
     assert claims, "no offer statement ran"
     assert [sql for sql in touched if unscoped(sql)] == []
+
+
+def _driver_statements() -> dict[str, Statement]:
+    """Every statement the stores run on the raw driver (storage/driver.py): module constants
+    and class attributes of the storage modules. The driver bypasses SQLAlchemy, so the
+    statement listener above never sees them run."""
+    import journeys.storage
+
+    found: dict[str, Statement] = {}
+    for module_info in pkgutil.iter_modules(journeys.storage.__path__):
+        if module_info.ispkg:
+            continue  # migrations
+        module = importlib.import_module(f"journeys.storage.{module_info.name}")
+        for name, value in vars(module).items():
+            owners = (
+                [value] if inspect.isclass(value) and value.__module__ == module.__name__ else []
+            )
+            if isinstance(value, Statement):
+                found[f"{module_info.name}.{name}"] = value
+            for owner in owners:
+                for attribute, member in vars(owner).items():
+                    if isinstance(member, Statement):
+                        found[f"{module_info.name}.{owner.__name__}.{attribute}"] = member
+    return found
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_every_statement_run_on_the_raw_driver_is_scoped_to_the_tenant(dialect: str) -> None:
+    statements = {
+        name: statement.sql(dialect)[0] for name, statement in _driver_statements().items()
+    }
+    assert any(name.startswith("ingest.") for name in statements), "none of ingestion's found"
+    assert sum(1 for sql in statements.values() if tables_named(sql)) >= 8
+    assert [
+        name for name, sql in statements.items() if unscoped(sql) and not scoped_by_key(sql)
+    ] == []
 
 
 @pytest.mark.parametrize("table", sorted(TENANT_TABLES))

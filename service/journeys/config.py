@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
 
@@ -54,6 +54,9 @@ class Settings:
     #: Seeds the offer engine's sampling, so runs over the same data make the same offers;
     #: None (unset) draws fresh randomness.
     offer_seed: int | None = None
+    #: grpc.aio server processes `journeys serve` runs on the one gRPC port (app/workers.py);
+    #: 1 is a single process, as before workers existed.
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +90,7 @@ class Settings:
                 env, "JOURNEYS_WEBHOOK_RETRY_SCHEDULE", defaults.webhook_retry_schedule
             ),
             offer_seed=_int(env, "JOURNEYS_OFFER_SEED", None),
+            workers=_positive(env, "JOURNEYS_WORKERS", defaults.workers),
         )
 
 
@@ -157,6 +161,13 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
         return int(raw)
     except ValueError:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SystemExit(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

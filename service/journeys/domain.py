@@ -245,6 +245,17 @@ class ApiKeyRecord:
     revoked_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class PresentedKey:
+    """What a call needs of the key it presents: whose it is, what it may do, whether it
+    still may."""
+
+    partner_id: str
+    environment: Environment
+    kind: KeyKind
+    revoked: bool
+
+
 def utc_now() -> datetime:
     """The service clock: UTC, whole seconds (the API's timestamp resolution)."""
     return datetime.now(UTC).replace(microsecond=0)

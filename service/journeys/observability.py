@@ -4,22 +4,21 @@
   `JOURNEYS_METRICS_PORT` (default 9464; 0 turns the endpoint off): gRPC requests and their
   latency by method and status code, events ingested / duplicates / rejected, analytics runs
   and the offers they generate.
-- One log line per unary gRPC call (`journeys.access`, written by the transport's request
-  interceptor): request id (the `x-request-id` Envoy
-  sets, or a `local-…` id for direct gRPC calls), method, status code, latency in ms and the
-  partner id once the key is known. The key itself is never read here, so it cannot be logged.
+- One log line per API call (`journeys.access`, written by the transport's call wrapper,
+  `transport/calls.py`; health checks and reflection are not logged): request id (the
+  `x-request-id` Envoy sets, or a `local-…` id for direct gRPC calls), method, status code,
+  latency in ms and the partner id once the key is known. The key itself is never read here,
+  so it cannot be logged.
 - Log lines as JSON objects (default for `journeys serve`) or text (`JOURNEYS_LOG_FORMAT`).
   A line logged while a call is handled carries that call's request id.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +30,6 @@ from prometheus_client import Counter, Gauge, Histogram
 ACCESS_LOGGER = "journeys.access"
 LOG_FORMATS = ("json", "text")
 #: Calls logged at DEBUG only: Envoy health-checks every replica every few seconds.
-QUIET_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"})
 
 # No `*_created` series beside every counter and histogram: nothing here reads them.
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -93,16 +91,15 @@ class RequestInfo:
 _current: ContextVar[RequestInfo | None] = ContextVar("journeys_request", default=None)
 
 
-@contextlib.contextmanager
-def handling(request_id: str) -> Iterator[RequestInfo]:
-    """The call being handled: its log lines carry `request_id`; the servicer fills in
-    `partner_id` from the call's `Caller` once the use case has returned or failed."""
-    info = RequestInfo(request_id)
-    token = _current.set(info)
-    try:
-        yield info
-    finally:
-        _current.reset(token)
+def enter(info: RequestInfo) -> Token[RequestInfo | None]:
+    """`info` is the call being handled: its log lines carry `request_id`; the servicer fills
+    in `partner_id` from the call's `Caller` once the use case has returned or failed. The
+    token is `leave`'s, when the call ends."""
+    return _current.set(info)
+
+
+def leave(token: Token[RequestInfo | None]) -> None:
+    _current.reset(token)
 
 
 def current_request() -> RequestInfo | None:

@@ -67,12 +67,14 @@ def test_a_window_exit_earlier_than_the_day_edges_decides() -> None:
 @pytest.mark.parametrize("silent", [0, 1, 5, 31, 90, 400])
 def test_churn_risk_rises_on_exactly_the_next_day_it_changes(gap_days: int, silent: int) -> None:
     who = activity(0, first_days=gap_days * 9, days=10)
-    risk = churn_risk_score(who, who.last_seen_at + silent * DAY)  # type: ignore[operator]
+    last_seen = who.last_seen_at
+    assert last_seen is not None
+    risk = churn_risk_score(who, last_seen + silent * DAY)
     rises = churn_risk_rises_on_day(who, silent)
     later = [
         day
         for day in range(silent + 1, silent + 20000)
-        if churn_risk_score(who, who.last_seen_at + day * DAY) != risk  # type: ignore[operator]
+        if churn_risk_score(who, last_seen + day * DAY) != risk
     ][:1]
     assert rises == (later[0] if later else None)
 

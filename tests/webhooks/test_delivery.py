@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from journeys.domain import Environment, KeyKind
 from standardwebhooks import Webhook
 
-from scripts.stack import Stack
+from scripts.stack import Stack, wait_until
 from tests.api.rest import error, success
 from tests.api.test_events import stamp
 from tests.api.test_offers import claim, offers, run_analytics
@@ -90,14 +90,6 @@ def verified(secret: str, received: Received) -> dict[str, Any]:
     """The message, as the partner's Standard Webhooks library verifies it."""
     message: dict[str, Any] = Webhook(secret).verify(received.body, received.headers)
     return message
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def test_every_event_type_reaches_the_receiver_signed(

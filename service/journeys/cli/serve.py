@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from journeys import app
 from journeys.cli._common import Commands, run
@@ -19,6 +20,15 @@ def add_commands(commands: Commands) -> None:
         action="store_true",
         help="on a database without keys, create a TEST key for partner 'demo' and print it",
     )
+    serve_cmd.add_argument(
+        "--workers",
+        type=_at_least_one,
+        metavar="N",
+        help="grpc.aio server processes on the one gRPC port (default: JOURNEYS_WORKERS, else "
+        "the CPU count); 1 serves in this process alone",
+    )
+    # Set by the supervisor of `--workers N` for each worker it starts (journeys.workers).
+    serve_cmd.add_argument("--worker", type=int, metavar="I", help=argparse.SUPPRESS)
     serve_cmd.set_defaults(command=serve)
 
     gateway_cmd = commands.add_parser(
@@ -36,11 +46,21 @@ def add_commands(commands: Commands) -> None:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    return run(app.serve(settings, gateway=not args.no_gateway, demo_key=args.demo_key))
+    if args.workers is not None:
+        settings = dataclasses.replace(settings, workers=args.workers)
+    return run(
+        app.serve(settings, gateway=not args.no_gateway, demo_key=args.demo_key, worker=args.worker)
+    )
 
 
 def gateway(settings: Settings, args: argparse.Namespace) -> int:
     return run(app.serve_gateway(settings, args.upstream))
+
+
+def _at_least_one(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 def _host_port(value: str) -> tuple[str, int]:

@@ -3,7 +3,7 @@
 window's start.
 
 One builder (`_Windows`) makes the window reads for any set of users; one user's read and a
-chunk's read are its two uses, with one naming of their parameters (`_bounds`)."""
+chunk's read are its two uses, with one naming of their parameters (`bounds`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy import (
     Date,
     Select,
     String,
+    Table,
     and_,
     bindparam,
     case,
@@ -45,6 +46,8 @@ _ZERO: ColumnClause[int] = literal_column("0")
 _ONE: ColumnClause[int] = literal_column("1")
 
 UserMatch = Callable[[Any], ColumnElement[bool]]
+#: The predicate keeping a table to one tenant (`TenantScope.of`, or a join to a row's).
+Scope = Callable[[Table], ColumnElement[bool]]
 
 #: The window whose sums the segments read (the 7-day one feeds only live recommendations).
 EXIT_WINDOW_DAYS = 30
@@ -52,16 +55,16 @@ EXIT_WINDOW_DAYS = 30
 _COUNTED = or_(events.c.category == Category.GAME_PLAY.value, events.c.points > 0)
 
 
-def _bounds(as_of: datetime) -> dict[str, Any]:
+def bounds(as_of: datetime) -> dict[str, Any]:
     """The windows' parameters: each window's whole days after its first, partial one, and
     that partial day's span of time."""
-    bounds: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     for span in WINDOWS_DAYS:
         start = as_of - timedelta(days=span)
-        bounds[f"after_day_{span}d"] = start.date()
-        bounds[f"from_{span}d"] = start
-        bounds[f"until_{span}d"] = _end_of_day(start)
-    return bounds
+        values[f"after_day_{span}d"] = start.date()
+        values[f"from_{span}d"] = start
+        values[f"until_{span}d"] = _end_of_day(start)
+    return values
 
 
 def _end_of_day(moment: datetime) -> datetime:
@@ -79,11 +82,14 @@ class _Windows:
     """The window reads of the users `match` selects, one row per user that has any: whole
     days (with the user's count of active days), partial days, and campaigns joined."""
 
-    def __init__(self, match: UserMatch, exits: bool = False) -> None:
+    def __init__(
+        self, match: UserMatch, scope: Scope = TenantScope.of, *, exits: bool = False
+    ) -> None:
         """With `exits`, the whole-day and partial-day reads also give what
         `rules.due.window_exit` needs: the first whole day of the 30-day window with a play
         or points earned, and the earliest such event of its partial day."""
         self._match = match
+        self._scope = scope
         self._exits = exits
         days = user_daily_activity
         counted_day = case(
@@ -114,13 +120,13 @@ class _Windows:
                     for span in WINDOWS_DAYS
                 ),
             )
-            .where(TenantScope.of(days), match(days.c.user_id))
+            .where(scope(days), match(days.c.user_id))
             .group_by(days.c.user_id)
         )
         self.partial_days = self.partial_days_of(WINDOWS_DAYS)
         self.campaigns = (
             select(user_campaigns.c.user_id, func.count().label("campaigns_joined"))
-            .where(TenantScope.of(user_campaigns), match(user_campaigns.c.user_id))
+            .where(scope(user_campaigns), match(user_campaigns.c.user_id))
             .group_by(user_campaigns.c.user_id)
         )
 
@@ -157,7 +163,7 @@ class _Windows:
                 ),
             )
             .where(
-                TenantScope.of(events),
+                self._scope(events),
                 self._match(events.c.user_id),
                 or_(*(_in_partial_day(span) for span in spans)),
             )
@@ -165,40 +171,65 @@ class _Windows:
         )
 
 
-def _one_user_statement() -> Select[Any]:
-    """The windows joined to the profile, so one user's counters are one round trip."""
-    user = bindparam("user_id", type_=String())
-    windows = _Windows(lambda column: column == user)
-    full = windows.full_days.subquery()
+def one_user(user: Any, scope: Scope, *, lateral: bool = False) -> tuple[list[Any], list[Any]]:
+    """One user's counters: the columns (all-time ones from `users`) and the window reads
+    they come from, each of one row at most and joined on nothing. `user` is the user's id
+    (a parameter, or `users.c.id` for reads correlated to the user, `lateral`, which
+    PostgreSQL can run inside a statement that finds the user first)."""
+    windows = _Windows(lambda column: column == user, scope)
+    full = windows.full_days
     # A partial day per window, so each is a range of the index (see `partial_days_of`).
-    partial = {span: windows.partial_days_of([span]).subquery() for span in WINDOWS_DAYS}
-    campaigns = windows.campaigns.subquery()
-    statement = select(
+    partial = {span: windows.partial_days_of([span]) for span in WINDOWS_DAYS}
+    reads = [full, windows.campaigns, *partial.values()]
+    derived = [read.lateral() if lateral else read.subquery() for read in reads]
+    full_read, campaigns, *partial_reads = derived
+    by_span = dict(zip(WINDOWS_DAYS, partial_reads, strict=True))
+    columns = [
         users.c.total_events,
         users.c.total_plays,
         users.c.won_plays,
-        func.coalesce(full.c.active_days, _ZERO).label("active_days"),
+        func.coalesce(full_read.c.active_days, _ZERO).label("active_days"),
         func.coalesce(campaigns.c.campaigns_joined, _ZERO).label("campaigns_joined"),
         *(
             (
-                func.coalesce(full.c[f"{kind}_{span}d"], _ZERO)
-                + func.coalesce(partial[span].c[f"{kind}_{span}d"], _ZERO)
+                func.coalesce(full_read.c[f"{kind}_{span}d"], _ZERO)
+                + func.coalesce(by_span[span].c[f"{kind}_{span}d"], _ZERO)
             ).label(f"{kind}_{span}d")
             for kind in _KINDS
             for span in WINDOWS_DAYS
         ),
-    )
+    ]
+    return columns, derived
+
+
+def _one_user_statement() -> Select[Any]:
+    """The windows joined to the profile, so one user's counters are one round trip."""
+    user = bindparam("user_id", type_=String())
+    columns, reads = one_user(user, TenantScope.of)
     # Each read has one row at most, that of `user`: joined on nothing, so no engine builds
     # an index of it per execution (SQLite did, measured).
     joined: Any = users
-    for read in (full, campaigns, *partial.values()):
+    for read in reads:
         joined = joined.outerjoin(read, true())
-    return statement.select_from(joined).where(TenantScope.of(users), users.c.id == user)
+    return select(*columns).select_from(joined).where(TenantScope.of(users), users.c.id == user)
 
 
 # Built once: building a statement took longer than executing it (measured), and only the
 # values change between calls.
-_ONE_USER = _one_user_statement()
+ONE_USER = _one_user_statement()
+_ONE_USER_FIELDS = tuple(column.name for column in ONE_USER.selected_columns)
+
+
+def one_user_activity(user: UserRecord, counts: Sequence[Any]) -> Activity:
+    """The activity of `user` from the values of `ONE_USER`'s columns (or of `one_user`'s,
+    in their order)."""
+    return Activity(
+        first_seen_at=user.first_seen_at,
+        last_seen_at=user.last_seen_at,
+        **{name: int(value) for name, value in zip(_ONE_USER_FIELDS, counts, strict=True)},
+    )
+
+
 _CHUNK = _Windows(lambda column: column.in_(bindparam("ids", expanding=True)), exits=True)
 
 
@@ -207,14 +238,10 @@ class ActivityReads(ScopedStore):
         """One user's activity as of an instant, in one round trip whatever their history."""
         row = (
             await self._connection.execute(
-                _ONE_USER, self._scope.binds(user_id=user.id, **_bounds(as_of))
+                ONE_USER, self._scope.binds(user_id=user.id, **bounds(as_of))
             )
         ).one()
-        return Activity(
-            first_seen_at=user.first_seen_at,
-            last_seen_at=user.last_seen_at,
-            **{name: int(value) for name, value in row._mapping.items()},
-        )
+        return one_user_activity(user, tuple(row))
 
     async def activity_many(
         self, counters: Sequence[UserCounters], as_of: datetime
@@ -230,7 +257,7 @@ class ActivityReads(ScopedStore):
         """`activity_many`, and by user id when the first event counted in the 30-day window
         leaves it (`rules.due.window_exit`; users without one are left out), from the same
         three queries."""
-        values = self._scope.binds(ids=[user.id for user in counters], **_bounds(as_of))
+        values = self._scope.binds(ids=[user.id for user in counters], **bounds(as_of))
         windows: dict[str, list[int]] = {}
         active_days: dict[str, int] = {}
         first_days: dict[str, datetime] = {}

@@ -42,6 +42,11 @@ class InlineConnection:
     def dialect(self) -> Dialect:
         return self._connection.dialect
 
+    @property
+    def sync(self) -> SyncConnection:
+        """The synchronous connection itself (its raw driver: storage/driver.py)."""
+        return self._connection
+
     async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
         return self._connection.execute(statement, parameters)
 

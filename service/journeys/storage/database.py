@@ -16,12 +16,14 @@ from journeys.domain import Tenant
 from journeys.storage.connection import InlineConnection, StoreConnection
 from journeys.storage.job_store import JobStore
 from journeys.storage.key_store import KeyStore
+from journeys.storage.lookups import Lookups
 from journeys.storage.partitions import EventPartitions
 from journeys.storage.tenant_store import TenantStore
 from journeys.storage.webhooks import Outbox
+from journeys.storage.write_lock import SQLITE_BUSY_TIMEOUT_MS, begin_immediate
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
 _BEGIN_OPTION = "journeys_sqlite_begin"
+_BEGUN = "begun"
 
 
 class Transaction:
@@ -55,6 +57,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, **_engine_options(url))
         self._inline: Engine | None = None
         self._on_announced: list[CommitListener] = []
+        #: The request path's reads, on the raw driver (storage/lookups.py).
+        self.lookups = Lookups(url)
         if self.dialect == "sqlite":
             _ensure_parent_dir(url)
             _configure_sqlite(self.engine.sync_engine)
@@ -69,7 +73,10 @@ class Database:
         if self._inline is not None:
             with self._inline.connect() as inline:
                 if write:
-                    inline = inline.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                    # Waits for another process's write lock off the loop (storage/write_lock.py);
+                    # the transaction below then only records that it has begun.
+                    await begin_immediate(inline.connection.driver_connection)
+                    inline = inline.execution_options(**{_BEGIN_OPTION: _BEGUN})
                 with inline.begin():
                     transaction = Transaction(InlineConnection(inline))
                     yield transaction
@@ -112,6 +119,7 @@ class Database:
         event.listen(target, "before_cursor_execute", before)
 
     async def dispose(self) -> None:
+        await self.lookups.close()
         await self.engine.dispose()
         if self._inline is not None:
             self._inline.dispose()
@@ -154,4 +162,5 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode != _BEGUN:
+            connection.exec_driver_sql(f"BEGIN {mode}")

@@ -29,6 +29,7 @@ from journeys.domain import (
     UserRecord,
 )
 from journeys.storage.dialect import insert_for
+from journeys.storage.driver import driver_of
 from journeys.storage.rows import event_record, user_record
 from journeys.storage.schema import events, users
 from journeys.storage.scope import ScopedStore, TenantScope
@@ -130,7 +131,9 @@ class Profiles(ScopedStore):
             )
         ).scalar_one()
         external_id = changes.external_id
-        if created and await suppressed_among(self._connection, self._scope, [external_id]):
+        if created and await suppressed_among(
+            await driver_of(self._connection), self._scope, [external_id]
+        ):
             raise SuppressedExternalIds(frozenset([external_id]))
 
     _USER_BY_EXTERNAL_ID = select(users).where(

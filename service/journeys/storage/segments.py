@@ -3,10 +3,11 @@ journey those transitions make."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import ColumnElement, Select, Table, bindparam, select, text
 
 from journeys.domain import ANALYTICS_DUE_NOW, ComputedSegments, StageTransitionView
 from journeys.storage.bulk import BulkInsert, bind_processor
@@ -18,6 +19,25 @@ JOURNEY_LENGTH = 10
 
 def _read(item: ComputedSegments) -> tuple[int | None, datetime | None, datetime | None]:
     return item.read if item.read is not None else (None, None, None)
+
+
+def journey_of(user: Any, scope: Callable[[Table], ColumnElement[bool]]) -> Select[Any]:
+    """A user's latest `JOURNEY_LENGTH` stage transitions, newest first: of the user
+    `user` names (a parameter, or a column of a statement that finds the user first)."""
+    return (
+        select(
+            stage_transitions.c.from_stage,
+            stage_transitions.c.to_stage,
+            stage_transitions.c.at,
+            stage_transitions.c.seq,
+        )
+        .where(scope(stage_transitions), stage_transitions.c.user_id == user)
+        .order_by(stage_transitions.c.at.desc(), stage_transitions.c.seq.desc())
+        .limit(JOURNEY_LENGTH)
+    )
+
+
+JOURNEY = journey_of(bindparam("user_id"), TenantScope.of)
 
 
 class Segments(ScopedStore):
@@ -136,16 +156,7 @@ class Segments(ScopedStore):
             ],
         )
 
-    _JOURNEY = (
-        select(stage_transitions)
-        .where(
-            TenantScope.of(stage_transitions), stage_transitions.c.user_id == bindparam("user_id")
-        )
-        .order_by(stage_transitions.c.at.desc(), stage_transitions.c.seq.desc())
-        .limit(JOURNEY_LENGTH)
-    )
-
     async def journey(self, user_id: str) -> list[StageTransitionView]:
         """The user's latest `JOURNEY_LENGTH` stage transitions, newest first."""
-        rows = await self._connection.execute(self._JOURNEY, self._scope.binds(user_id=user_id))
+        rows = await self._connection.execute(JOURNEY, self._scope.binds(user_id=user_id))
         return [StageTransitionView(row.from_stage, row.to_stage, row.at) for row in rows]

@@ -12,19 +12,20 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, select
 
 from journeys.domain import external_id_digest
-from journeys.storage.connection import StoreConnection
 from journeys.storage.dialect import per_dialect
+from journeys.storage.driver import Driver, Statement, one_of
 from journeys.storage.schema import suppressions
 from journeys.storage.scope import ScopedStore, TenantScope
 
-_SUPPRESSED = select(suppressions.c.external_id_digest).where(
-    TenantScope.of(suppressions),
-    suppressions.c.external_id_digest.in_(bindparam("digests", expanding=True)),
+_SUPPRESSED = Statement(
+    select(suppressions.c.external_id_digest).where(
+        TenantScope.of(suppressions), one_of(suppressions.c.external_id_digest, "digests")
+    )
 )
 
 
 async def suppressed_among(
-    connection: StoreConnection, scope: TenantScope, external_ids: Collection[str]
+    db: Driver, scope: TenantScope, external_ids: Collection[str]
 ) -> set[str]:
     """Which of `external_ids` the tenant's suppression list holds.
 
@@ -34,8 +35,8 @@ async def suppressed_among(
     if not external_ids:
         return set()
     by_digest = {external_id_digest(external_id): external_id for external_id in external_ids}
-    rows = await connection.execute(_SUPPRESSED, scope.binds(digests=sorted(by_digest)))
-    return {by_digest[digest] for digest in rows.scalars()}
+    rows = await db.fetch(_SUPPRESSED, scope.binds(digests=db.codec.list_in(sorted(by_digest))))
+    return {by_digest[digest] for (digest,) in rows}
 
 
 class Suppressions(ScopedStore):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Any, Literal
 
@@ -193,9 +194,9 @@ def offer(record: OfferRecord) -> offer_pb2.Offer:
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    message = timestamp_pb2.Timestamp()
-    message.FromDatetime(value.replace(microsecond=0))
-    return message
+    """Whole seconds, the API's resolution. From the epoch offset directly: protobuf's
+    `FromDatetime` costs several times more, on every time of every answer."""
+    return timestamp_pb2.Timestamp(seconds=math.floor(value.timestamp()))
 
 
 def timestamp_or_null(value: datetime | None) -> struct_pb2.Value:

@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from journeys import observability
 from journeys.errors import InvalidArgument, JourneysError
 from journeys.transport import metadata, status
+from journeys.transport.calls import Calls
 from journeys.usecases.auth import Caller
 
 log = logging.getLogger(__name__)
@@ -39,19 +40,23 @@ StreamMethod = Callable[[Servicer, Request, Context[Request, Response]], AsyncIt
 UNDECODABLE: Any = object()
 
 
-def add_to_server(servicer: object, service_name: str, server: grpc.aio.Server) -> None:
+def add_to_server(
+    servicer: object, service_name: str, server: grpc.aio.Server, calls: Calls
+) -> None:
     """Registers `servicer`'s methods for the service `service_name` (a full name) like the
-    generated `add_…_to_server`, with the tolerant request decoding."""
+    generated `add_…_to_server`, with the tolerant request decoding, each behind `calls`."""
     service = descriptor_pool.Default().FindServiceByName(service_name)
     handlers = {}
     for method in service.methods:
-        make = (
-            grpc.unary_stream_rpc_method_handler
-            if method.server_streaming
-            else grpc.unary_unary_rpc_method_handler
-        )
+        behavior = getattr(servicer, method.name)
+        if method.server_streaming:
+            make = grpc.unary_stream_rpc_method_handler
+            behavior = calls.stream(service.full_name, method.name, behavior)
+        else:
+            make = grpc.unary_unary_rpc_method_handler
+            behavior = calls.unary(service.full_name, method.name, behavior)
         handlers[method.name] = make(
-            getattr(servicer, method.name),
+            behavior,
             request_deserializer=_tolerant_decoder(
                 message_factory.GetMessageClass(method.input_type)
             ),
@@ -149,7 +154,7 @@ def _note_partner(caller: Caller) -> None:
 
 
 def _request_id(context: Context[Any, Any]) -> str:
-    # The interceptor's id, so this line and the call's log line carry the same one.
+    # The call wrapper's id, so this line and the call's log line carry the same one.
     return (
         observability.current_request_id()
         or metadata.of(context, metadata.REQUEST_ID)

@@ -9,15 +9,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from journeys.transport.interceptors import RateLimit, RequestObserver
+from journeys.transport.calls import Calls
 from journeys.transport.ratelimit import RateLimiter
 from journeys.transport.rpc import add_to_server
 
-_OPTIONS = (
-    # Two servers must never share a port silently (gRPC enables SO_REUSEPORT by default).
-    ("grpc.so_reuseport", 0),
-    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-)
+
+def server_options(*, share_port: bool = False) -> tuple[tuple[str, int], ...]:
+    """The grpc.aio server's options. `share_port`: a worker of `journeys serve --workers N`;
+    the workers listen on one port together (SO_REUSEPORT: the kernel spreads connections over
+    them). Otherwise two servers must never share a port silently (gRPC enables SO_REUSEPORT
+    by default)."""
+    return (
+        ("grpc.so_reuseport", 1 if share_port else 0),
+        ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+    )
 
 
 class GrpcServer:
@@ -27,17 +32,17 @@ class GrpcServer:
         host: str,
         port: int,
         limiter: RateLimiter | None = None,
+        *,
+        share_port: bool = False,
     ) -> None:
-        """`servicers`: the API's servicers by the full name of the service each serves."""
+        """`servicers`: the API's servicers by the full name of the service each serves;
+        `share_port`: see `server_options`."""
         self.address = f"{host}:{port}"
         self._services = tuple(servicers)
-        # Outermost first: a call refused by the rate limit is still counted and logged.
-        interceptors: list[grpc.aio.ServerInterceptor] = [RequestObserver()]
-        if limiter is not None:
-            interceptors.append(RateLimit(limiter, frozenset(self._services)))
-        self._server = grpc.aio.server(interceptors=interceptors, options=_OPTIONS)
+        self._server = grpc.aio.server(options=server_options(share_port=share_port))
+        calls = Calls(limiter)
         for name, servicer in servicers.items():
-            add_to_server(servicer, name, self._server)
+            add_to_server(servicer, name, self._server, calls)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(

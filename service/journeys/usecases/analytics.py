@@ -328,24 +328,3 @@ def _announcements(
         for offer, offer_id in zip(planned, offer_ids, strict=True)
     )
     return announced
-
-
-async def run_on_schedule(
-    job: AnalyticsJob, interval_seconds: float, full_every_seconds: float = 0
-) -> None:
-    """`journeys serve`'s loop: a run at start, then one every interval, incremental unless
-    `full_every_seconds` (> 0) have passed since the last succeeded full run started (one
-    recorded in the database, so replicas and restarts share it; the first tick of a fresh
-    database runs full). A tick while another process holds the lease is skipped (that
-    process is doing the work)."""
-    while True:
-        try:
-            full = full_every_seconds > 0 and await job.full_run_due(
-                timedelta(seconds=full_every_seconds)
-            )
-            summary = await job.run(wait=False, full=full)
-            if summary is not None:
-                log.info("%s", summary.describe())
-        except Exception:
-            log.exception("scheduled analytics run failed; retrying at the next interval")
-        await asyncio.sleep(interval_seconds)

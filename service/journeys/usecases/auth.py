@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from journeys.domain import Environment, KeyKind, Tenant
+from journeys.domain import Environment, KeyKind, PresentedKey, Tenant
 from journeys.errors import (
     InvalidApiKey,
     MissingApiKey,
@@ -34,16 +34,26 @@ async def authenticate(
 ) -> Tenant:
     """Looked up on every call, so a revocation binds every server process at once. `needs`
     is the least kind of key the operation takes (a secret key opens everything)."""
+    return admit(caller, await keys.presented(presented_digest(caller)), needs=needs)
+
+
+def presented_digest(caller: Caller) -> str:
+    """The digest a call's key is stored under; refuses a call without a well-formed key
+    before anything is read."""
     presented = caller.api_key
     if not presented:
         raise MissingApiKey
     if apikeys.parse(presented) is None:
         raise InvalidApiKey
-    key = await keys.find_by_digest(apikeys.digest(presented))
+    return apikeys.digest(presented)
+
+
+def admit(caller: Caller, key: PresentedKey | None, *, needs: KeyKind = KeyKind.PUBLIC) -> Tenant:
+    """The tenant of the key found under the caller's digest, if it may do what `needs`."""
     if key is None:
         raise InvalidApiKey
     caller.partner_id = key.partner_id
-    if key.revoked_at is not None:
+    if key.revoked:
         raise RevokedApiKey
     if needs is KeyKind.SECRET and key.kind is not KeyKind.SECRET:
         raise SecretKeyRequired

@@ -33,7 +33,7 @@ from journeys.errors import (
 from journeys.storage.database import Database
 from journeys.storage.tenant_store import TenantStore
 from journeys.usecases import catalogue, profiles, validation
-from journeys.usecases.auth import Caller, authenticate
+from journeys.usecases.auth import Caller, admit, authenticate, presented_digest
 from journeys.usecases.profiles import UserView
 
 Clock = Callable[[], datetime]
@@ -84,19 +84,22 @@ class Journeys:
 
     async def get_user(self, caller: Caller, external_id: str) -> UserView:
         now = self._clock()
-        async with self._db.transaction(write=False) as tx:
-            store = tx.tenant(await authenticate(tx.keys, caller))
-            return await detailed_view(store, external_id, now)
+        found = await self._db.lookups.profile(presented_digest(caller), external_id, now)
+        admit(caller, found.key)
+        if found.user is None or found.activity is None:
+            raise UserNotFound
+        return profiles.view(found.user, found.activity, now, advise=True, journey=found.journey)
 
     async def get_offers(self, caller: Caller, external_id: str) -> list[OfferRecord]:
         now = self._clock()
-        async with self._db.transaction(write=False) as tx:
-            store = tx.tenant(await authenticate(tx.keys, caller))
-            user = await _existing(store, external_id)
-            offers = await store.active_offers(user.id, now)
-            if len(offers) < 2:
-                return offers
-            priority = catalogue.priorities(await store.catalogue_override())
+        found = await self._db.lookups.offers(presented_digest(caller), external_id, now)
+        admit(caller, found.key)
+        if not found.user_found:
+            raise UserNotFound
+        offers = found.offers
+        if len(offers) < 2:
+            return offers
+        priority = catalogue.priorities(found.catalogue_override)
         # Stable: offers of one priority stay in creation order, as storage returns them.
         return sorted(offers, key=lambda offer: priority.get(offer.offer_type, len(priority)))
 
