@@ -4,6 +4,7 @@ dedup, suppression, seen times) must hold however a batch mixes its items."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -24,6 +25,7 @@ from journeys.storage.schema import message_ids, user_daily_activity, users
 from journeys.storage.tenant_store import TenantStore
 from journeys.usecases import Journeys
 from journeys.usecases.auth import Caller
+from journeys.usecases.profiles import UserView
 from sqlalchemy import func, select
 
 from scripts.stack import migrate, new_key
@@ -309,3 +311,42 @@ async def test_instants_with_microseconds_and_offsets_are_stored_as_utc(
     assert timeline[0].occurred_at.microsecond == 654_321
     assert (user.first_seen_at, user.last_seen_at) == (early, late)
     assert days == [date(2026, 3, 1), date(2026, 4, 1)]
+
+
+async def test_an_instant_before_the_year_1000_is_stored_as_sqlalchemy_reads_it(
+    database_url: str,
+) -> None:
+    # The API accepts any RFC 3339 instant; SQLite keeps times as text that must sort and
+    # parse as SQLAlchemy's own (four-digit years).
+    ancient = datetime(208, 9, 24, 14, 6, 1, 878_506, tzinfo=UTC)
+    async with _store(database_url) as (database, tenant):
+        await _record(database, tenant, [_event("old", "ancient", at=ancient)])
+        await _record(database, tenant, [_event("old", "recent", at=NOW)])
+        async with database.transaction(write=False) as tx:
+            store = tx.tenant(tenant)
+            user = await store.get_user("old")
+            assert user is not None
+            timeline = await store.timeline(user.id, 1, 10)
+    assert [event.occurred_at for event in timeline] == [NOW, ancient]
+    assert (user.first_seen_at, user.last_seen_at) == (ancient, NOW)
+
+
+def test_the_first_instant_of_year_1_reads_back_on_the_request_path(database_url: str) -> None:
+    # asyncpg writes 0001-01-01T00:00:00Z as PostgreSQL's -infinity and reads that back
+    # naive: the request path's reads (storage/lookups.py) must give it as UTC, as
+    # SQLAlchemy's do.
+    first = datetime(1, 1, 1, tzinfo=UTC)
+    migrate(database_url)
+    caller = Caller(new_key(database_url, "year-one"))
+
+    async def track_then_read() -> UserView:
+        async with Database(database_url) as database:
+            api = Journeys(database, clock=lambda: NOW)
+            await api.track_event(
+                caller, EventInput("first", "GAME_PLAY", "spin", 5, "0001-01-01T00:00:00Z", "")
+            )
+            return await api.get_user(caller, "first")
+
+    profile = asyncio.run(track_then_read())
+    assert profile.record.first_seen_at == first
+    assert profile.record.last_seen_at == first

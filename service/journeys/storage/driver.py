@@ -49,12 +49,22 @@ class Codec:
         naive UTC (which sorts as time does), PostgreSQL `timestamptz`."""
         if not self.sqlite:
             return value
+        # Formatted by hand: strftime's %Y does not pad years before 1000 to four digits,
+        # and the text must sort as time does (and parse as SQLAlchemy's).
         value = value.astimezone(UTC)
-        return f"{value:%Y-%m-%d %H:%M:%S}.{value.microsecond:06d}"
+        return (
+            f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+        )
 
     def time_out(self, value: Any) -> datetime:
         if isinstance(value, str):
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        # asyncpg gives PostgreSQL's -infinity (what it writes for 0001-01-01T00:00:00Z) as
+        # a naive `datetime.min`: read as UTC, as `types.UTCDateTime` does.
+        if value.tzinfo is None:
+            naive: datetime = value.replace(tzinfo=UTC)
+            return naive
         result: datetime = value.astimezone(UTC)
         return result
 

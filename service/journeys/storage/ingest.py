@@ -68,6 +68,9 @@ _PROFILE_COLUMNS = (
 )
 
 
+_AT = users.c.first_seen_at.type
+
+
 class Ingestion(ScopedStore):
     # Each statement is built once, beside its method: building one took longer than
     # executing it (measured), and only the values change between calls.
@@ -256,7 +259,6 @@ class Ingestion(ScopedStore):
     # slower than the latter on PostgreSQL).
     _INSERT_EVENTS = Statement(events.insert().values(_inserting(EVENT_COLUMNS)))
 
-    _AT = users.c.first_seen_at.type
     _ADD_TO_PROFILES = Statement(
         update(users)
         .where(TenantScope.of(users), users.c.id == bindparam("user_id"))
