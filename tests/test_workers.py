@@ -294,3 +294,59 @@ def test_workers_refuse_a_grpc_port_another_process_listens_on(url: str) -> None
 
     assert result.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in result.stderr
+
+
+@pytest.mark.postgresql_only
+def test_the_workers_together_open_no_more_connections_than_the_unit_may(url: str) -> None:
+    """JOURNEYS_DATABASE_CONNECTIONS bounds the whole unit: each of the 2 workers takes half,
+    split between its read pool and the rest, however many calls arrive at once."""
+    budget = 6
+    env = {
+        "JOURNEYS_DATABASE_CONNECTIONS": str(budget),
+        "JOURNEYS_ANALYTICS_INTERVAL": "0",
+        "JOURNEYS_RATE_LIMIT": "0",
+    }
+    database = make_url(url).database
+    with running_stack(url, *TWO_WORKERS, env_overrides=env) as stack:
+        key = stack.new_key(f"workers-{uuid.uuid4()}")
+        auth = (("x-api-key", key),)
+        peak = 0
+        channels = [grpc.insecure_channel(stack.direct_target) for _ in range(8)]
+        try:
+            stubs = [pb_grpc.UserJourneysServiceStub(channel) for channel in channels]
+            stubs[0].TrackUser(pb.TrackUserRequest(external_id="crowd"), metadata=auth)
+            for _ in range(5):
+                reads, writes = [], []
+                for stub in stubs:
+                    reads += [
+                        stub.GetUser.future(
+                            pb.GetUserRequest(external_id="crowd"), metadata=auth, timeout=30
+                        )
+                        for _ in range(12)
+                    ]
+                    writes += [
+                        stub.TrackUser.future(
+                            pb.TrackUserRequest(external_id=f"crowd-{n}"), metadata=auth, timeout=30
+                        )
+                        for n in range(4)
+                    ]
+                opened = sql(
+                    url,
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                    f"'{database}' AND pid <> pg_backend_pid()",
+                )[0][0]
+                peak = max(peak, opened)
+                assert {call.result().external_id for call in reads} == {"crowd"}
+                assert len({call.result().external_id for call in writes}) == 4
+            opened_after = sql(
+                url,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                f"'{database}' AND pid <> pg_backend_pid()",
+            )[0][0]
+        finally:
+            for channel in channels:
+                channel.close()
+
+    # The audit's own connection is excluded; `sql` opens one at a time.
+    assert max(peak, opened_after) <= budget, (peak, opened_after)
+    assert opened_after >= 2, "both workers hold connections"

@@ -71,7 +71,10 @@ async def serve(
         if worker is not None:
             requests = stop_requests(lambda seconds: _stop_with(grace, stop, seconds))
             parts.push_async_callback(_cancel, asyncio.create_task(requests))
-        database = Database(settings.database_url)
+        database = Database(
+            settings.database_url,
+            connections=max(2, settings.database_connections // settings.workers),
+        )
         parts.push_async_callback(database.dispose)
         if demo_key:
             await _print_demo_key(database)

@@ -57,6 +57,10 @@ class Settings:
     #: grpc.aio server processes `journeys serve` runs on the one gRPC port (app/workers.py);
     #: 1 is a single process, as before workers existed.
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: PostgreSQL connections `journeys serve` opens at most, its workers together (each
+    #: takes an equal share): below the server's default `max_connections` of 100, leaving
+    #: room for the analytics CLI, migrations and an operator's psql.
+    database_connections: int = 40
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +95,9 @@ class Settings:
             ),
             offer_seed=_int(env, "JOURNEYS_OFFER_SEED", None),
             workers=_positive(env, "JOURNEYS_WORKERS", defaults.workers),
+            database_connections=_positive(
+                env, "JOURNEYS_DATABASE_CONNECTIONS", defaults.database_connections
+            ),
         )
 
 

@@ -100,6 +100,10 @@ class Workers:
             "journeys",
             "serve",
             "--no-gateway",
+            # The worker's share of what the unit may open (database connections) is its
+            # count's.
+            "--workers",
+            str(self._count),
             "--worker",
             str(index),
             stdin=asyncio.subprocess.PIPE,

@@ -50,15 +50,21 @@ CommitListener = Callable[[], None]
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, connections: int | None = None) -> None:
+        """`connections`: on PostgreSQL, the most this process opens, half for the request
+        path's reads and half for everything else (no overflow beyond them); unset, 20 and
+        10 (a command's own process)."""
         self.url = url
         self.dialect = make_url(url).get_backend_name()
+        reads, others = _pool_split(connections)
         #: For bulk work and inspection; transactions on SQLite run on `_inline` instead.
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo, **_engine_options(url))
+        self.engine: AsyncEngine = create_async_engine(
+            url, echo=echo, **_engine_options(url, others)
+        )
         self._inline: Engine | None = None
         self._on_announced: list[CommitListener] = []
         #: The request path's reads, on the raw driver (storage/lookups.py).
-        self.lookups = Lookups(url)
+        self.lookups = Lookups(url, pool_size=reads)
         if self.dialect == "sqlite":
             _ensure_parent_dir(url)
             _configure_sqlite(self.engine.sync_engine)
@@ -131,10 +137,19 @@ class Database:
         await self.dispose()
 
 
-def _engine_options(url: str) -> dict[str, Any]:
+def _pool_split(connections: int | None) -> tuple[int, tuple[int, int]]:
+    """(read pool size, (pool size, overflow) for the rest) within `connections`."""
+    if connections is None:
+        return 10, (10, 10)
+    reads = max(1, connections // 2)
+    return reads, (max(1, connections - reads), 0)
+
+
+def _engine_options(url: str, pool: tuple[int, int]) -> dict[str, Any]:
     if make_url(url).get_backend_name() == "sqlite":
         return {}
-    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+    size, overflow = pool
+    return {"pool_size": size, "max_overflow": overflow, "pool_pre_ping": True}
 
 
 def _ensure_parent_dir(url: str) -> None:
